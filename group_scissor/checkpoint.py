@@ -1,0 +1,85 @@
+"""Reading checkpoints back: clear errors for bad files, and models rebuilt in the structure
+(low-rank pairs, their ranks) that the checkpoint was saved in."""
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt or does not fit the model."""
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """``torch.load(path, weights_only=True)`` with a readable error for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass the checkpoint.pt written "
+                              "by 'group-scissor train' (or clip/prune).")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            ValueError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint "
+                              f"({first}). Re-create it with 'group-scissor train', or resume "
+                              "from an intact copy.") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict.")
+    return obj
+
+
+def state_dict_of(obj: dict) -> dict:
+    """The model state dict inside a checkpoint.pt (itself) or a resume.pt (its 'model')."""
+    return obj["model"] if "model" in obj and isinstance(obj["model"], dict) else obj
+
+
+def conform_model(model: nn.Module, state: dict) -> nn.Module:
+    """Make ``model``'s structure match ``state``: layers saved as low-rank pairs
+    (``<layer>.U.weight``) become pairs of the saved rank. In place; returns the model."""
+    from group_scissor.lowrank import low_rank_layers, to_low_rank
+
+    existing = low_rank_layers(model)
+    for key, w in state.items():
+        if not key.endswith(".U.weight"):
+            continue
+        name = key[: -len(".U.weight")]
+        k = w.shape[0]
+        if name in existing:
+            if existing[name].rank != k:
+                existing[name].set_factors(torch.zeros(existing[name].u_matrix().shape[0], k),
+                                           torch.zeros(k, existing[name].v_matrix().shape[1]))
+        else:
+            try:
+                to_low_rank(model, [name], rank=k)
+            except ValueError as e:
+                raise CheckpointError(f"the checkpoint has a low-rank layer {name!r} that does "
+                                      f"not fit the model: {e}") from None
+    from group_scissor.masks import conform_masks
+
+    conform_masks(model, state)
+    return model
+
+
+def load_model(model_name: str, path: str | os.PathLike | None = None) -> nn.Module:
+    """Build registered model ``model_name`` and, if given, load the checkpoint at ``path``
+    (state dict or resume.pt), in the structure it was saved in."""
+    import models
+
+    model = models.get(model_name)
+    if path is None:
+        return model
+    state = state_dict_of(load_checkpoint(path))
+    conform_model(model, state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise CheckpointError(f"checkpoint {path} does not fit model {model_name!r}: "
+                              f"{' '.join(lines[1:3])[:300]}. Pass the --model it was trained "
+                              "with.") from None
+    return model

@@ -1,0 +1,114 @@
+"""The ``group-scissor`` command line: one command per stage and ``compile`` end to end.
+
+Every command turns the project's own errors (bad names, missing data, corrupt checkpoints,
+invalid settings, divergence) into a one-paragraph message and exit code 2, never a traceback.
+"""
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Group Scissor: compress a network (rank clipping, group connection "
+                       "deletion) and compile it onto memristor crossbars.")
+
+# ---- options shared by every training command ----------------------------------------------
+Model = Annotated[str, typer.Option(help="Registered model name (see 'group-scissor models').")]
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, cifar10 or digits (embedded).")]
+DataDir = Annotated[Path | None, typer.Option(help="Folder holding MNIST/raw/ or "
+                    "cifar-10-batches-py/ (default: $GROUP_SCISSOR_DATA, ./data, ../shared/datasets).")]
+Epochs = Annotated[int, typer.Option(help="Epochs to train.")]
+Lr = Annotated[float, typer.Option(help="Peak learning rate.")]
+BatchSize = Annotated[int, typer.Option(help="Global mini-batch size.")]
+Momentum = Annotated[float, typer.Option(help="SGD momentum.")]
+WeightDecay = Annotated[float, typer.Option(help="L2 weight decay.")]
+Schedule = Annotated[str, typer.Option(help="constant, step or cosine.")]
+Warmup = Annotated[float, typer.Option(help="Linear learning-rate warm-up, in epochs.")]
+Seed = Annotated[int, typer.Option(help="Random seed (init, batch order, augmentation).")]
+Out = Annotated[Path, typer.Option(help="Output directory.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+Force = Annotated[bool, typer.Option("--force", help="Start over even if --out holds a run.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def friendly_errors(fn):
+    """Turn the project's expected errors into a clear message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from group_scissor.errors import USER_ERRORS
+
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; the last finished epoch is kept (use --resume).", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+def train(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDir = None,
+          epochs: Epochs = 10, lr: Lr = 0.01, batch_size: BatchSize = 64,
+          momentum: Momentum = 0.9, weight_decay: WeightDecay = 5e-4,
+          schedule: Schedule = "cosine", warmup_epochs: Warmup = 0.0, seed: Seed = 0,
+          checkpoint: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
+          out: Out = Path("runs/train"), resume: Resume = False, force: Force = False,
+          quiet: Quiet = False) -> None:
+    """Train a dense model; writes OUT/checkpoint.pt and OUT/metrics.json every epoch."""
+    from group_scissor.stages import train_stage
+    from group_scissor.train import TrainConfig
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, schedule=schedule,
+                      warmup_epochs=warmup_epochs, seed=seed)
+    result = train_stage(model, dataset, data_dir, cfg, out, checkpoint=checkpoint,
+                         resume=resume, force=force, progress=not quiet)
+    if result.is_main:
+        typer.echo(f"{model} on {dataset}: test accuracy {result.test_accuracy:.4f} "
+                   f"after {len(result.history)} epochs -> {out}")
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the registered models."""
+    import models
+
+    for name in models.available():
+        i = models.info(name)
+        typer.echo(f"{name:10s} input {i.input_shape}  classes {i.num_classes}  "
+                   f"dataset {i.default_dataset or '-'}")
+
+
+def _register_stage_commands() -> None:
+    """Commands whose implementation lives with their stage's package."""
+    import importlib
+
+    for cmd, (module, func) in {
+        "map": ("mapping.cli", "map_command"),
+        "route": ("mapping.route_cli", "route_command"),
+        "export": ("netlists.cli", "export_command"),
+    }.items():
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
+            continue
+        app.command(cmd)(friendly_errors(fn))
+
+
+_register_stage_commands()
+
+
+def main() -> None:
+    app(prog_name="group-scissor")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

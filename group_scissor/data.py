@@ -1,0 +1,224 @@
+"""Data sets as in-memory tensors: MNIST (IDX .gz), CIFAR-10 (python batches), digits (embedded).
+
+Every loader returns a ``Split`` whose ``x`` is a float32 tensor (N, C, H, W), already normalized,
+and ``y`` an int64 tensor (N,). Nothing is decoded per sample during training; augmentation
+(CIFAR-10: random crop with 4-pixel padding + horizontal flip) is applied per batch with tensor ops.
+
+Where the files are looked for: ``data_dir`` if given, else ``$GROUP_SCISSOR_DATA``, else
+``./data``, else ``../shared/datasets``. Inside it:
+  MNIST     <dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz  (or <dir>/ or <dir>/mnist/)
+  CIFAR-10  <dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}
+The ``digits`` data set (8x8 handwritten digits, 1,797 samples) ships inside scikit-learn; it is
+upsampled to 1x28x28 so MNIST models run on it unchanged.
+"""
+
+import gzip
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATA_ENV = "GROUP_SCISSOR_DATA"
+DATASETS = ("mnist", "cifar10", "digits")
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+MNIST_MEAN_STD = ((0.1307,), (0.3081,))
+CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+class DataError(ValueError):
+    """A data set could not be found or read; the message says where and what to do."""
+
+
+@dataclass
+class Split:
+    """One split of a data set, in memory."""
+
+    x: torch.Tensor  # (N, C, H, W) float32, normalized
+    y: torch.Tensor  # (N,) int64
+    augment: bool = False
+    """Random crop (pad 4) + horizontal flip per batch when training (CIFAR-10)."""
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+def candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    if data_dir is not None:
+        return [Path(data_dir)]
+    dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    return dirs + [Path("data"), Path("..") / "shared" / "datasets"]
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a whole data set into memory. ``name``: 'mnist', 'cifar10' or 'digits'."""
+    key = name.lower().replace("-", "")
+    if key == "digits":
+        return load_digits()
+    if key not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    dirs = candidate_dirs(data_dir)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(
+            f"data directory {str(data_dir)!r} does not exist. Pass --data-dir pointing at the "
+            f"folder that holds MNIST/raw/ or {CIFAR_DIR}/ (or set ${DATA_ENV}); "
+            "'--dataset digits' needs no files."
+        )
+    loader = _load_mnist if key == "mnist" else _load_cifar10
+    return loader(dirs)
+
+
+def _searched(dirs: list[Path]) -> str:
+    return ", ".join(str(d.resolve()) for d in dirs)
+
+
+# ---- MNIST ------------------------------------------------------------------------------------
+
+def _find_mnist(dirs: list[Path]) -> Path:
+    for d in dirs:
+        for sub in (d / "MNIST" / "raw", d, d / "mnist", d / "mnist" / "raw"):
+            if all((sub / f).is_file() for pair in MNIST_FILES.values() for f in pair):
+                return sub
+    expected = ", ".join(f for pair in MNIST_FILES.values() for f in pair)
+    raise DataError(
+        f"MNIST not found. Expected the four official files ({expected}) in <dir>/MNIST/raw/; "
+        f"searched: {_searched(dirs)}. Put them there and pass --data-dir <dir> "
+        f"(or set ${DATA_ENV}); no download is attempted."
+    )
+
+
+def read_idx(path: Path, expected_dims: int) -> np.ndarray:
+    """Read an IDX file (optionally .gz) into a uint8 array; strict about magic and size."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e}); the file is truncated or not "
+                        "gzip. Replace it with the official file.") from None
+    if len(raw) < 4 + 4 * expected_dims:
+        raise DataError(f"{path}: too short for an IDX header; replace it with the official file.")
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08 or ndim != expected_dims:
+        raise DataError(f"{path}: not a uint8 IDX file with {expected_dims} dimensions "
+                        f"(magic {raw[:4].hex()}); replace it with the official file.")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"{path}: header says {shape} = {int(np.prod(shape))} bytes, file has "
+                        f"{body.size}; the file is truncated. Replace it with the official file.")
+    return body.reshape(shape)
+
+
+def _normalize(x: torch.Tensor, mean_std: tuple) -> torch.Tensor:
+    mean = torch.tensor(mean_std[0]).view(1, -1, 1, 1)
+    std = torch.tensor(mean_std[1]).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def _load_mnist(dirs: list[Path]) -> Dataset:
+    root = _find_mnist(dirs)
+    splits = {}
+    for split, (img_f, lab_f) in MNIST_FILES.items():
+        imgs, labs = read_idx(root / img_f, 3), read_idx(root / lab_f, 1)
+        if len(imgs) != len(labs):
+            raise DataError(f"{root}: {img_f} has {len(imgs)} images but {lab_f} has "
+                            f"{len(labs)} labels; replace them with the official files.")
+        x = torch.from_numpy(imgs.copy()).float().div_(255).unsqueeze(1)  # (N,1,28,28)
+        splits[split] = Split(_normalize(x, MNIST_MEAN_STD), torch.from_numpy(labs.astype(np.int64)))
+    return Dataset("mnist", splits["train"], splits["test"], 10)
+
+
+# ---- CIFAR-10 ---------------------------------------------------------------------------------
+
+def _load_cifar10(dirs: list[Path]) -> Dataset:
+    root = next((d / CIFAR_DIR for d in dirs
+                 if all((d / CIFAR_DIR / f).is_file() for fs in CIFAR_FILES.values() for f in fs)),
+                None)
+    if root is None:
+        raise DataError(
+            f"CIFAR-10 not found. Expected {CIFAR_DIR}/ with data_batch_1..5 and test_batch "
+            f"(the official python version); searched: {_searched(dirs)}. Put the folder there "
+            f"and pass --data-dir <dir> (or set ${DATA_ENV}); no download is attempted."
+        )
+    splits = {}
+    for split, files in CIFAR_FILES.items():
+        xs, ys = zip(*(_read_cifar_batch(root / f) for f in files), strict=True)
+        x = torch.from_numpy(np.concatenate(xs)).float().div_(255)  # (N,3,32,32)
+        splits[split] = Split(_normalize(x, CIFAR_MEAN_STD),
+                              torch.from_numpy(np.concatenate(ys)), augment=(split == "train"))
+    return Dataset("cifar10", splits["train"], splits["test"], 10)
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+        data = np.asarray(d["data"], dtype=np.uint8)
+        labels = np.asarray(d["labels"], dtype=np.int64)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
+                        "replace it with the file from the official python tarball.") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataError(f"{path}: expected 'data' of shape (N, 3072) and N labels, got "
+                        f"{data.shape} and {len(labels)}; replace it with the official file.")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+# ---- digits (embedded) ------------------------------------------------------------------------
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's 8x8 digits, upsampled to 1x28x28; a fixed seeded train/test split."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)  # (1797,1,8,8)
+    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    x = (x - x.mean()) / x.std()
+    y = torch.from_numpy(d.target.astype(np.int64))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_test = int(len(y) * test_fraction)
+    test, train = perm[:n_test], perm[n_test:]
+    return Dataset("digits", Split(x[train], y[train]), Split(x[test], y[test]), 10)
+
+
+# ---- batching ---------------------------------------------------------------------------------
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and horizontal flip, per sample, vectorized.
+
+    x: (B, C, H, W) -> (B, C, H, W).
+    """
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    rows = (oy[:, None] + torch.arange(h))[:, None, :, None]  # (B,1,H,1)
+    cols = (ox[:, None] + torch.arange(w))[:, None, None, :]  # (B,1,1,W)
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                 rows, cols]
+    flip = torch.rand(b, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)

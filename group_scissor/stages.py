@@ -1,0 +1,57 @@
+"""Stage functions shared by the CLI and the Python API: typed inputs in, artifacts out."""
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import models
+from group_scissor.data import Dataset, load_dataset
+from group_scissor.errors import UsageError
+from group_scissor.io import write_json
+from group_scissor.train import TrainConfig, Trainer, TrainResult
+
+
+def prepare(model_name: str, dataset: str, data_dir, seed: int,
+            checkpoint: str | os.PathLike | None = None) -> tuple[nn.Module, Dataset]:
+    """Seeded model (optionally loaded from ``checkpoint``) and its data, checked to fit."""
+    from group_scissor.checkpoint import load_model
+
+    info = models.info(model_name)  # unknown name -> clear error
+    data = load_dataset(dataset, data_dir)
+    if tuple(info.input_shape) != data.input_shape:
+        raise UsageError(
+            f"model {model_name!r} takes inputs of shape {info.input_shape} but dataset "
+            f"{dataset!r} has {data.input_shape}; use it with '--dataset "
+            f"{info.default_dataset or '...'}' or register a model for this data set.")
+    torch.manual_seed(seed)
+    return load_model(model_name, checkpoint), data
+
+
+def check_out_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run unless asked: never lose work by accident."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a directory.")
+    has_run = (out / "resume.pt").is_file()
+    if has_run and not (resume or force):
+        raise UsageError(f"{out} already holds a run; pass --resume to continue it, --force to "
+                         "start over, or choose another --out.")
+    if force and has_run:
+        (out / "resume.pt").unlink()
+
+
+def train_stage(model_name: str, dataset: str, data_dir, cfg: TrainConfig, out: Path,
+                checkpoint=None, resume: bool = False, force: bool = False,
+                progress: bool = True, callbacks=()) -> TrainResult:
+    out = Path(out)
+    check_out_dir(out, resume, force)
+    model, data = prepare(model_name, dataset, data_dir, cfg.seed, checkpoint)
+    meta = {"model": model_name, "dataset": data.name}
+    trainer = Trainer(model, data, cfg, out, callbacks=callbacks, meta=meta, progress=progress)
+    if trainer.is_main:
+        write_json(out / "config.json", {"stage": "train", **meta, "train": cfg.__dict__,
+                                         "init_checkpoint": checkpoint})
+    result = trainer.fit(resume=resume)
+    result.is_main = trainer.is_main
+    return result

@@ -1,0 +1,28 @@
+"""Reference networks and a registry of model factories.
+
+    >>> import models
+    >>> models.available()
+    ['convnet', 'lenet']
+    >>> net = models.get("lenet")          # a fresh nn.Module every call
+
+Register your own network (any ``nn.Module`` whose weighted layers are
+``Linear`` / ``Conv2d``) so the CLI and the pipeline can build it by name:
+
+    >>> models.register("mlp", lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)),
+    ...                 input_shape=(1, 8, 8), num_classes=10)
+"""
+
+from models.convnet import ConvNet, WithinChannelLRN
+from models.lenet import LeNet
+from models.registry import ModelInfo, available, get, info, register
+
+__all__ = [
+    "ConvNet",
+    "LeNet",
+    "ModelInfo",
+    "WithinChannelLRN",
+    "available",
+    "get",
+    "info",
+    "register",
+]

@@ -1,0 +1,79 @@
+"""Name -> model factory registry. ``get(name)`` always builds a fresh module."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from models.convnet import ConvNet
+from models.lenet import LeNet
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pipeline needs to know about a registered model."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    """Called with no arguments; returns a new, randomly initialised module."""
+    input_shape: tuple[int, ...]
+    """One sample's shape without the batch, (C, H, W) for images."""
+    num_classes: int
+    default_dataset: str | None = None
+    """Data set the model was designed for ('mnist', 'cifar10'), if any."""
+    low_rank_layers: tuple[str, ...] = ()
+    """Layers that rank clipping factorizes by default (the last classifier stays dense)."""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def register(
+    name: str,
+    factory: Callable[[], nn.Module],
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    default_dataset: str | None = None,
+    low_rank_layers: tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> None:
+    """Register ``factory`` under ``name`` (lower case) so ``get(name)`` builds it."""
+    key = name.lower()
+    if key in _REGISTRY and not overwrite:
+        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+    if not callable(factory):
+        raise TypeError(f"factory for {name!r} must be callable, got {type(factory).__name__}")
+    _REGISTRY[key] = ModelInfo(key, factory, tuple(input_shape), num_classes, default_dataset,
+                               tuple(low_rank_layers))
+
+
+def available() -> list[str]:
+    """Sorted names of the registered models."""
+    return sorted(_REGISTRY)
+
+
+def info(name: str) -> ModelInfo:
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise UnknownModelError(
+            f"unknown model {name!r}; available: {', '.join(available())}. "
+            "Register your own with models.register(name, factory, input_shape=..., num_classes=...)."
+        )
+    return _REGISTRY[key]
+
+
+def get(name: str) -> nn.Module:
+    """A fresh instance of the model registered as ``name``."""
+    return info(name).factory()
+
+
+register("lenet", LeNet, input_shape=(1, 28, 28), num_classes=10, default_dataset="mnist",
+         low_rank_layers=("conv1", "conv2", "fc1"))
+register("convnet", ConvNet, input_shape=(3, 32, 32), num_classes=10, default_dataset="cifar10",
+         low_rank_layers=("conv1", "conv2", "conv3"))

@@ -1,0 +1,107 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from group_scissor.data import DataError, augment_batch, load_dataset, read_idx
+
+
+def write_idx(path, arr):
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root, n_train=12, n_test=6):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    return raw
+
+
+def test_mnist_loader_reads_idx(tmp_path):
+    fake_mnist(tmp_path)
+    d = load_dataset("mnist", tmp_path)
+    assert d.train.x.shape == (12, 1, 28, 28) and d.test.x.shape == (6, 1, 28, 28)
+    assert d.train.x.dtype == torch.float32 and d.train.y.dtype == torch.int64
+    assert not d.train.augment
+
+
+def test_truncated_idx_is_a_clear_error(tmp_path):
+    raw = fake_mnist(tmp_path)
+    path = raw / "train-images-idx3-ubyte.gz"
+    data = gzip.open(path).read()
+    with gzip.open(path, "wb") as f:
+        f.write(data[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        load_dataset("mnist", tmp_path)
+    path.write_bytes(path.read_bytes()[:50])  # a cut-off gzip stream
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz"):
+        read_idx(path, 3)
+
+
+def test_missing_files_name_expected_files_and_dirs(tmp_path):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz.*searched: .*" + tmp_path.name):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        load_dataset("cifar10", tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("mnist", tmp_path / "nope")
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet", tmp_path)
+
+
+def test_cifar_loader_reads_python_batches(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                 b"labels": list(rng.integers(0, 10, 4)), b"batch_label": b"x"}
+        (root / name).write_bytes(pickle.dumps(batch))
+    d = load_dataset("cifar10", tmp_path)
+    assert d.train.x.shape == (20, 3, 32, 32) and d.test.x.shape == (4, 3, 32, 32)
+    assert d.train.augment and not d.test.augment
+    # R plane first: pixel (0,0) of channel 0 is byte 0, of channel 1 is byte 1024
+    raw = pickle.loads((root / "data_batch_1").read_bytes())[b"data"]
+    g = (raw[0, 1024] / 255 - 0.4822) / 0.2435
+    assert d.train.x[0, 1, 0, 0].item() == pytest.approx(g, abs=1e-5)
+    (root / "test_batch").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="test_batch: not a readable CIFAR-10"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_digits_is_embedded():
+    d = load_dataset("digits")
+    assert d.input_shape == (1, 28, 28)
+    assert len(d.train) + len(d.test) == 1797
+    assert set(d.train.y.unique().tolist()) == set(range(10))
+
+
+def test_augment_is_seeded_and_shape_preserving():
+    x = torch.randn(8, 3, 32, 32)
+    a = augment_batch(x, torch.Generator().manual_seed(1))
+    b = augment_batch(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b)
+    # each output is a shifted (and maybe flipped) window of its own input
+    for i in range(8):
+        found = any(
+            torch.equal(a[i], torch.nn.functional.pad(x[i], (4, 4, 4, 4))[:, dy:dy + 32, dx:dx + 32]
+                        .flip(2) if f else
+                        torch.nn.functional.pad(x[i], (4, 4, 4, 4))[:, dy:dy + 32, dx:dx + 32])
+            for dy in range(9) for dx in range(9) for f in (False, True))
+        assert found
+
+
+def test_real_mnist_and_cifar(real_data_dir):
+    m = load_dataset("mnist", real_data_dir)
+    assert (len(m.train), len(m.test)) == (60000, 10000)
+    c = load_dataset("cifar10", real_data_dir)
+    assert (len(c.train), len(c.test)) == (50000, 10000)
+    assert c.train.x.mean((0, 2, 3)).abs().max() < 1e-3

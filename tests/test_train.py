@@ -1,0 +1,100 @@
+import json
+
+import pytest
+import torch
+
+import models
+from group_scissor.checkpoint import load_checkpoint
+from group_scissor.data import load_dataset
+from group_scissor.train import Callback, TrainConfig, Trainer, TrainingDiverged
+
+CFG = TrainConfig(epochs=3, batch_size=64, lr=0.02, seed=3)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_dataset("digits")
+    d.train.x, d.train.y = d.train.x[:512], d.train.y[:512]  # keep the tests quick
+    return d
+
+
+def fresh(seed=3):
+    torch.manual_seed(seed)
+    return models.get("lenet")
+
+
+class StopAt(Callback):
+    """Simulates a kill right after epoch k was checkpointed."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def on_epoch_begin(self, trainer):
+        if trainer.epoch == self.k:
+            raise KeyboardInterrupt
+
+
+def test_training_learns_and_writes_artifacts(digits, tmp_path):
+    res = Trainer(fresh(), digits, CFG, tmp_path, meta={"model": "lenet", "dataset": "digits"},
+                  progress=False).fit()
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+    assert m["model"] == "lenet" and m["dataset"] == "digits"
+    assert 0.8 < m["test_accuracy"] <= 1 and m["test_accuracy"] == res.test_accuracy
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert set(state) == set(fresh().state_dict())
+
+
+def test_same_seed_same_weights(digits):
+    a = Trainer(fresh(), digits, CFG, progress=False).fit().model.state_dict()
+    b = Trainer(fresh(), digits, CFG, progress=False).fit().model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_resume_after_kill_is_bit_identical(digits, tmp_path, k):
+    full = Trainer(fresh(), digits, CFG, tmp_path / "full", progress=False).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), digits, CFG, tmp_path / "cut", callbacks=[StopAt(k)],
+                progress=False).fit()
+    assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())["epochs"]) == k
+    resumed = Trainer(fresh(seed=99), digits, CFG, tmp_path / "cut", progress=False).fit(
+        resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    def strip(h):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+
+    assert strip(resumed.history) == strip(full.history)
+
+
+def test_schedules():
+    cos = TrainConfig(lr=1.0, schedule="cosine")
+    assert cos.lr_at(0, 100, 10) == 1.0 and cos.lr_at(50, 100, 10) == pytest.approx(0.5)
+    step = TrainConfig(lr=1.0, schedule="step", milestones=(0.5, 0.75), gamma=0.1)
+    assert [step.lr_at(s, 100, 10) for s in (49, 50, 74, 75)] == pytest.approx([1, .1, .1, .01])
+    warm = TrainConfig(lr=1.0, schedule="constant", warmup_epochs=1)
+    assert warm.lr_at(4, 100, 10) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1), dict(schedule="linear"),
+                                 dict(momentum=1.5), dict(batch_size=0)])
+def test_bad_config_is_rejected(bad):
+    with pytest.raises(ValueError, match="TrainConfig"):
+        TrainConfig(**bad)
+
+
+class NanAt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def penalty(self, trainer):
+        return torch.tensor(float("nan")) if trainer.epoch == self.epoch else None
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
+    with pytest.raises(TrainingDiverged, match="epoch 2.*last good checkpoint \\(epoch 1\\)"):
+        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[NanAt(1)], progress=False).fit()
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["epochs"]) == 1
