@@ -76,6 +76,59 @@ def train(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataD
                    f"after {len(result.history)} epochs -> {out}")
 
 
+@app.command()
+@friendly_errors
+def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDir = None,
+         checkpoint: Annotated[Path | None, typer.Option(
+             help="Dense checkpoint to start from (default: a fresh model).")] = None,
+         tolerance: Annotated[float, typer.Option(
+             help="Largest share of a layer's weight energy one clip may drop.")] = 0.01,
+         clip_interval: Annotated[int, typer.Option(help="Optimizer steps between clips.")] = 500,
+         fine_tune_epochs: Annotated[float, typer.Option(
+             help="Final epochs trained at fixed ranks.")] = 0.0,
+         tolerance_ramp_epochs: Annotated[float, typer.Option(
+             help="Raise the tolerance from 0 over this many epochs.")] = 0.0,
+         layers: Annotated[str | None, typer.Option(
+             help="Comma-separated layers to factorize (default: all but the classifier).")] = None,
+         regularizer: Annotated[str, typer.Option(help="none, nuclear or force.")] = "none",
+         reg_strength: Annotated[float, typer.Option(help="Regularizer strength.")] = 0.0,
+         crossbar: Annotated[str, typer.Option(help="Crossbar for the area report.")] = "64x64",
+         encoding: Annotated[str, typer.Option(help="differential, offset or unsigned.")] =
+         "differential",
+         epochs: Epochs = 8, lr: Lr = 0.01, batch_size: BatchSize = 64,
+         momentum: Momentum = 0.9, weight_decay: WeightDecay = 5e-4,
+         schedule: Schedule = "cosine", warmup_epochs: Warmup = 0.0, seed: Seed = 0,
+         out: Out = Path("runs/clip"), resume: Resume = False, force: Force = False,
+         quiet: Quiet = False) -> None:
+    """Rank clipping: train low-rank pairs while clipping their ranks; writes OUT/checkpoint.pt,
+    ranks.json, ranks.png, metrics.json and the mapper's report (mapping.json)."""
+    from group_scissor.compress import ClipStageConfig, clip_stage
+    from group_scissor.train import TrainConfig
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, schedule=schedule,
+                      warmup_epochs=warmup_epochs, seed=seed)
+    ccfg = ClipStageConfig(tolerance=tolerance, clip_interval=clip_interval,
+                           fine_tune_epochs=fine_tune_epochs,
+                           tolerance_ramp_epochs=tolerance_ramp_epochs,
+                           layers=tuple(x.strip() for x in layers.split(",")) if layers else None,
+                           regularizer=regularizer, reg_strength=reg_strength)
+    res = clip_stage(model, dataset, data_dir, cfg, ccfg, out, checkpoint=checkpoint,
+                     resume=resume, force=force, progress=not quiet, crossbar=crossbar,
+                     encoding=encoding)
+    if res.is_main:
+        m = res.extra.get("mapping", {})
+        typer.echo(f"{model} on {dataset}: test accuracy {res.test_accuracy:.4f}, ranks "
+                   f"{_ranks(res.model)}, cell area {m.get('cell_area_ratio', float('nan')):.2%} "
+                   f"of dense -> {out}")
+
+
+def _ranks(model) -> dict:
+    from group_scissor.lowrank import ranks
+
+    return ranks(model)
+
+
 @app.command("models")
 def list_models() -> None:
     """List the registered models."""

@@ -1,0 +1,132 @@
+"""Compression stages: rank clipping (and, later, group connection deletion) as functions from
+a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import models
+from group_scissor.io import write_json
+from group_scissor.lowrank import low_rank_layers, ranks, to_low_rank
+from group_scissor.lowrank_reg import make_regularizer
+from group_scissor.rank_clip import ClipConfig, RankClipping
+from group_scissor.stages import check_out_dir, prepare
+from group_scissor.train import Trainer, TrainConfig, TrainResult
+
+
+@dataclass(frozen=True)
+class ClipStageConfig:
+    """Rank clipping as a stage: what to factorize, how to clip, how to regularize."""
+
+    tolerance: float = 0.01
+    """Largest share of a pair's weight energy a clip may drop."""
+    clip_interval: int = 500
+    """Optimizer steps between clips."""
+    fine_tune_epochs: float = 0.0
+    """Train this many final epochs at fixed ranks (no clipping)."""
+    tolerance_ramp_epochs: float = 0.0
+    """Raise the tolerance linearly from 0 over this many epochs."""
+    layers: tuple[str, ...] | None = None
+    """Layers to factorize and clip; None: the model's registered defaults (all but the last)."""
+    regularizer: str = "none"
+    """'none', 'nuclear' (Trained Rank Pruning) or 'force' (force regularization)."""
+    reg_strength: float = 0.0
+    """Strength of the regularizer."""
+
+    def __post_init__(self) -> None:
+        if self.fine_tune_epochs < 0 or self.tolerance_ramp_epochs < 0:
+            raise ValueError("ClipStageConfig: fine_tune_epochs and tolerance_ramp_epochs must "
+                             "be >= 0")
+        ClipConfig(tolerance=self.tolerance, clip_interval=self.clip_interval)  # validates
+        make_regularizer(self.regularizer, self.reg_strength)  # validates the name
+
+
+def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
+               clip_cfg: ClipStageConfig, out: Path, checkpoint=None, resume: bool = False,
+               force: bool = False, progress: bool = True, crossbar: str = "64x64",
+               encoding: str = "differential") -> TrainResult:
+    """Factorize ``model_name`` (from ``checkpoint``), train with rank clipping, write
+    checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report."""
+    out = Path(out)
+    check_out_dir(out, resume, force)
+    model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
+    layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
+    if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
+        to_low_rank(model, layers)
+    trainer_probe = math.ceil(len(data.train) / train_cfg.batch_size)
+    total = trainer_probe * train_cfg.epochs
+    last = total - round(clip_cfg.fine_tune_epochs * trainer_probe)
+    clip = RankClipping(ClipConfig(
+        tolerance=clip_cfg.tolerance, clip_interval=clip_cfg.clip_interval,
+        layers=tuple(low_rank_layers(model)), last_clip_step=max(last, 0),
+        tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * trainer_probe)))
+    callbacks = [clip]
+    reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
+    if reg is not None:
+        callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
+    meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
+    trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
+                      progress=progress)
+    if trainer.is_main:
+        write_json(out / "config.json", {**meta, "train": asdict(train_cfg),
+                                         "clip": asdict(clip_cfg), "init_checkpoint": checkpoint})
+    result = trainer.fit(resume=resume)
+    result.is_main = trainer.is_main
+    if trainer.is_main:
+        write_json(out / "ranks.json", {"ranks": ranks(result.model), "history": clip.history,
+                                        "full_ranks": _full_ranks(model_name, layers)})
+        plot_ranks(clip.history, out / "ranks.png")
+        result.extra["mapping"] = map_report(result.model, model_name, out, crossbar, encoding)
+    return result
+
+
+class ClipLimited:
+    """Runs a regularizer's penalty only while clipping is still on (not during fine-tuning)."""
+
+    def __init__(self, inner, last_step):
+        self.inner, self.last_step, self.name = inner, last_step, inner.name
+
+    def penalty(self, trainer):
+        return None if trainer.step > self.last_step else self.inner.penalty(trainer)
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+
+def _full_ranks(model_name: str, layers) -> dict[str, int]:
+    from group_scissor.lowrank import layer_matrix
+
+    dense = models.get(model_name)
+    return {n: min(layer_matrix(dense.get_submodule(n)).shape) for n in (layers or [])}
+
+
+def plot_ranks(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from group_scissor.io import _atomic
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name in history[0]["ranks"] if history else []:
+        ax.step([h["step"] for h in history], [h["ranks"][name] for h in history], where="post",
+                label=name)
+    ax.set(xlabel="iteration", ylabel="rank", yscale="log", title="rank clipping")
+    ax.legend()
+    fig.tight_layout()
+    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)
+
+
+def map_report(model, model_name: str, out: Path, crossbar: str, encoding: str) -> dict:
+    """Map the compressed model and write the mapper's reports into ``out``."""
+    from mapping.network import map_model
+    from mapping.report import write_reports
+    from mapping.spec import CrossbarSpec
+
+    spec = CrossbarSpec.parse(crossbar, encoding=encoding)
+    mapped = map_model(model, spec, models.info(model_name).input_shape)
+    write_reports(mapped, out)
+    return {"cell_area_ratio": mapped.cell_area_ratio,
+            "crossbar_area_ratio": mapped.crossbar_area_ratio, "n_crossbars": mapped.n_crossbars}
