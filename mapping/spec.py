@@ -1,0 +1,194 @@
+"""Crossbar size, signed-weight encoding and technology figures (hardware-model.md section 2).
+
+    >>> spec = CrossbarSpec(64, 64)                 # differential: 32 logical columns
+    >>> spec.lcols, spec.crossbar_area_um2
+    >>> spec = CrossbarSpec.parse("32x128", encoding="offset")
+    >>> spec = CrossbarSpec.from_file("chip.toml")  # {rows, cols, encoding, [tech]}
+
+Absolute area of a chip = crossbars x ``spec.crossbar_area_um2`` where
+``crossbar_area_um2 = rows * cols * cell_area_um2 + periphery_area_um2(rows, cols)``.
+"""
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENCODINGS = ("differential", "offset", "unsigned")
+MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class Technology:
+    """Technology figures for area and routing.
+
+    The defaults are ILLUSTRATIVE, not a calibrated process: round numbers of the order that
+    published 32 nm RRAM crossbar accelerators report (e.g. ISAAC, Shafiee et al., ISCA 2016:
+    a 4F^2 cell, 1-bit row DACs, sample-and-hold per bit line, one 8-bit ADC shared by 128 bit
+    lines, which dominates the periphery). Override them with a TOML/JSON file for real numbers.
+    """
+
+    cell_area_um2: float = 0.0041
+    """Area of one memristor cell (4F^2 at F = 32 nm)."""
+    row_driver_area_um2: float = 0.17
+    """Per physical row (word line): input DAC + word-line driver."""
+    col_periphery_area_um2: float = 0.04
+    """Per physical column (bit line): sample-and-hold, column mux and subtraction."""
+    adc_area_um2: float = 1200.0
+    """One ADC (8-bit SAR class)."""
+    cols_per_adc: int = 128
+    """Bit lines time-multiplexed onto one ADC; a crossbar has ceil(cols / cols_per_adc) ADCs."""
+    crossbar_overhead_area_um2: float = 0.0
+    """Fixed area per crossbar (control, registers) on top of the per-row/column figures."""
+    wire_pitch_um: float = 0.1
+    """Pitch of one routing track (metal pitch) for the inter-crossbar buses."""
+    gcell_um: float = 10.0
+    """Side of one global-routing cell (gcell)."""
+    routing_layers: int = 2
+    """Metal layers available for inter-crossbar routing."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise TypeError(f"Technology.{f.name} must be a finite number, got {v!r}")
+            if v < 0 or (v == 0 and f.name != "crossbar_overhead_area_um2"):
+                raise ValueError(f"Technology.{f.name} must be > 0, got {v!r}")
+        for name in ("cols_per_adc", "routing_layers"):
+            if int(getattr(self, name)) != getattr(self, name):
+                raise ValueError(f"Technology.{name} must be a whole number, got {getattr(self, name)!r}")
+        if self.gcell_um < self.wire_pitch_um:
+            raise ValueError(f"Technology.gcell_um ({self.gcell_um}) must be >= wire_pitch_um "
+                             f"({self.wire_pitch_um}) so that a gcell edge holds at least one track")
+
+    def periphery_area_um2(self, rows: int, cols: int) -> float:
+        """Periphery of one ``rows x cols`` crossbar: drivers, column circuits, ADCs, overhead."""
+        n_adc = math.ceil(cols / self.cols_per_adc)
+        return (rows * self.row_driver_area_um2 + cols * self.col_periphery_area_um2
+                + n_adc * self.adc_area_um2 + self.crossbar_overhead_area_um2)
+
+    @property
+    def tracks_per_gcell_edge(self) -> int:
+        """Routing capacity of one gcell edge: floor(gcell / pitch) tracks per layer x layers."""
+        return int(self.gcell_um // self.wire_pitch_um) * int(self.routing_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Technology":
+        d = dict(d.get("tech", d))  # accept a full crossbar file's [tech] table too
+        _check_keys("Technology", d, {f.name for f in dataclasses.fields(cls)})
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Technology":
+        """Read a TOML or JSON file of technology fields (flat, or under a ``tech`` table)."""
+        return cls.from_dict(_read(path))
+
+
+@dataclass(frozen=True)
+class CrossbarSpec:
+    """One crossbar size and signed-weight encoding, shared by every tile of a chip."""
+
+    rows: int = 64
+    """Physical rows (word lines = inputs) per crossbar."""
+    cols: int = 64
+    """Physical columns (bit lines = outputs) per crossbar."""
+    encoding: str = "differential"
+    """'differential' (G+ and G- columns side by side: lcols = cols // 2), 'offset' (one
+    reference column per crossbar: lcols = cols - 1) or 'unsigned' (lcols = cols)."""
+    tech: Technology = field(default_factory=Technology)
+    """Technology figures for area and routing."""
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"CrossbarSpec.{name} must be an int, got {v!r}")
+            if not 1 <= v <= MAX_SIDE:
+                raise ValueError(f"CrossbarSpec.{name} must be in 1..{MAX_SIDE}, got {v}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"CrossbarSpec.encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding != "unsigned" and self.cols < 2:
+            raise ValueError(f"encoding {self.encoding!r} needs cols >= 2 (got {self.cols}); "
+                             "use more columns or encoding='unsigned'")
+        if not isinstance(self.tech, Technology):
+            raise TypeError(f"CrossbarSpec.tech must be a Technology, got {type(self.tech).__name__}")
+
+    @property
+    def lcols(self) -> int:
+        """Logical (weight) columns per crossbar."""
+        return {"differential": self.cols // 2, "offset": self.cols - 1,
+                "unsigned": self.cols}[self.encoding]
+
+    @property
+    def periphery_area_um2(self) -> float:
+        return self.tech.periphery_area_um2(self.rows, self.cols)
+
+    @property
+    def crossbar_area_um2(self) -> float:
+        """One crossbar with its periphery: rows * cols * cell_area + periphery(rows, cols)."""
+        return self.rows * self.cols * self.tech.cell_area_um2 + self.periphery_area_um2
+
+    def __str__(self) -> str:
+        return f"{self.rows}x{self.cols} {self.encoding}"
+
+    @classmethod
+    def parse(cls, text: str, encoding: str = "differential",
+              tech: Technology | None = None) -> "CrossbarSpec":
+        """``"64x64"``, ``"32x128"`` or ``"128"`` (square) -> CrossbarSpec."""
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+))?\s*", str(text))
+        if m is None:
+            raise ValueError(f"bad crossbar size {text!r}; expected ROWSxCOLS, e.g. '64x64' or '32x128'")
+        rows = int(m.group(1))
+        cols = int(m.group(2)) if m.group(2) else rows
+        return cls(rows, cols, encoding, tech if tech is not None else Technology())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "cols": self.cols, "encoding": self.encoding,
+                "lcols": self.lcols, "tech": self.tech.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CrossbarSpec":
+        d = dict(d)
+        d.pop("lcols", None)  # derived; written by to_dict for readers
+        _check_keys("CrossbarSpec", d, {"rows", "cols", "encoding", "tech"})
+        tech = Technology.from_dict(d.pop("tech", {}))
+        return cls(**d, tech=tech)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "CrossbarSpec":
+        """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` and a ``tech`` table."""
+        return cls.from_dict(_read(path))
+
+
+def _check_keys(what: str, d: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {what} field(s) {unknown}; valid fields: {sorted(allowed)}")
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such technology/crossbar file: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON: {e}") from None
+    if path.suffix.lower() != ".toml":
+        raise ValueError(f"{path}: expected a .toml or .json file")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: invalid TOML: {e}") from None
