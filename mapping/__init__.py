@@ -5,16 +5,20 @@
     >>> print(net.n_crossbars, net.cell_area_ratio, net.crossbar_area_ratio)
     >>> design = net.design      # units + nets for placement and routing
     >>> y = net.forward(x)       # == model(x), computed crossbar by crossbar
+    >>> pl = place(design); rt = route(design, pl)   # wirelength, congestion, routing area
 
 See hardware-model.md sections 1-3 and mapping/README.md.
 """
 
+from mapping.congestion import RoutingReport, plot_congestion, plot_floorplan, report, routing_area_ratio
 from mapping.design import Design, Net, Unit
 from mapping.devices import CrossbarSimulator, DeviceModel
 from mapping.extract import DataflowError, UnmappableLayerError
 from mapping.network import Baseline, MappedLayer, MappedNetwork, map_model
 from mapping.partition import MappedMatrix, map_matrix
+from mapping.placement import PlaceConfig, Placement, place
 from mapping.report import format_table, to_csv, to_dict, write_reports
+from mapping.routing import RouteConfig, Routing, route
 from mapping.spec import ENCODINGS, CrossbarSpec, Technology
 
 __all__ = [
@@ -29,12 +33,23 @@ __all__ = [
     "MappedMatrix",
     "MappedNetwork",
     "Net",
+    "PlaceConfig",
+    "Placement",
+    "RouteConfig",
+    "Routing",
+    "RoutingReport",
     "Technology",
     "Unit",
     "UnmappableLayerError",
     "format_table",
     "map_matrix",
     "map_model",
+    "place",
+    "plot_congestion",
+    "plot_floorplan",
+    "report",
+    "route",
+    "routing_area_ratio",
     "to_csv",
     "to_dict",
     "write_reports",

@@ -1,0 +1,233 @@
+"""Placement + global routing at scale, and LeNet/ConvNet from the mapper against the bound.
+
+    python benchmarks/routing_scale.py                       # everything -> results/routing.json
+    python benchmarks/routing_scale.py --only vgg16-128      # some entries (others are kept)
+
+1. Synthetic dense designs built from layer shapes exactly as hardware-model.md section 3
+   builds a mapped network (tile grid ceil(N/rows) x ceil(M/lcols); input bus producer
+   A(c // lcols) -> T(a, b), width = rows of block a from that producer; output bus
+   T(a, b) -> A(b), width = columns of block b): LeNet at 64x64 and VGG-16 at 512x512,
+   256x256 and 128x128 (~17k crossbars, ~50k nets). Target: VGG-16 at 128x128 placed and
+   routed in <= 120 s. Each runs in its own process; peak_mb is that process's peak RSS
+   (including ~import_mb of Python, numpy and torch).
+2. LeNet and ConvNet dense designs from map_model at 64x64 (the real mapper), routed with the
+   default settings (RouteConfig.for_spec): wirelength vs lower bound, overflow vs its lower
+   bound, and the smallest capacity (tracks per gcell edge) that routes them with zero
+   overflow; plus a Group-Scissor-like random group deletion of the same models (50 % of the
+   input-wire groups, 30 % of the output-wire groups, 20 % of the tiles zeroed) for
+   routing_area_ratio against the dense baseline.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mapping.design import Design, Net, Unit  # noqa: E402
+
+# (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
+# channel; an fc after a conv reads a flattened (C, H, W) map -> H*W rows per channel.
+LENET = [("conv1", 25, 20, 25), ("conv2", 500, 50, 25), ("fc1", 800, 500, 16),
+         ("fc2", 500, 10, 1)]
+CONVNET = [("conv1", 75, 32, 25), ("conv2", 800, 32, 25), ("conv3", 800, 64, 25),
+           ("fc1", 1024, 10, 16)]
+_VGG_CH = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+VGG16 = [(f"conv{i + 1}", _VGG_CH[i] * 9, _VGG_CH[i + 1], 9) for i in range(13)] + [
+    ("fc1", 25088, 4096, 49), ("fc2", 4096, 4096, 1), ("fc3", 4096, 1000, 1)]
+
+
+def layered_design(layers: list[tuple[str, int, int, int]], rows: int, cols: int,
+                   encoding: str = "differential") -> Design:
+    """A dense mapped chain of matrices (section 3 nets), units in dataflow order."""
+    lcols = {"differential": cols // 2, "offset": cols - 1, "unsigned": cols}[encoding]
+    units, nets, prev = [Unit("IN", "input")], [], None
+    for name, n, m, per_channel in layers:
+        na, nb = -(-n // rows), -(-m // lcols)
+        block = np.zeros(n, dtype=np.int64) if prev is None else (np.arange(n) // per_channel
+                                                                   // lcols)
+        srcs = ["IN"] if prev is None else [f"{prev}/A{s}" for s in range(int(block.max()) + 1)]
+        counts = np.zeros((na, len(srcs)), dtype=np.int64)  # (A, S) rows of block a from s
+        np.add.at(counts, (np.arange(n) // rows, block), 1)
+        for a in range(na):
+            for b in range(nb):
+                tile = f"{name}/T{a}_{b}"
+                units.append(Unit(tile, "tile", name, (a, b)))
+                nets += [Net(srcs[s], tile, int(counts[a, s]), name, "input")
+                         for s in np.flatnonzero(counts[a])]
+                nets.append(Net(tile, f"{name}/A{b}", min(lcols, m - b * lcols), name, "output"))
+        units += [Unit(f"{name}/A{b}", "output", name, (0, b)) for b in range(nb)]
+        prev = name
+    return Design(units, nets, rows, cols, encoding)
+
+
+SYNTHETIC = {"lenet64": (LENET, 64), "vgg16-512": (VGG16, 512), "vgg16-256": (VGG16, 256),
+             "vgg16-128": (VGG16, 128)}
+MAPPED = ("lenet", "convnet")
+RESULTS = Path(__file__).resolve().parent / "results" / "routing.json"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def place_route(design: Design, rows: int, **route_kw) -> tuple[dict, object]:
+    from mapping.congestion import overflow_lower_bound
+    from mapping.placement import PlaceConfig, place
+    from mapping.routing import RouteConfig, route
+    from mapping.spec import CrossbarSpec
+
+    t0 = time.perf_counter()
+    pl = place(design, PlaceConfig())
+    t1 = time.perf_counter()
+    cfg = RouteConfig.for_spec(CrossbarSpec(rows, rows), **route_kw)
+    rt = route(design, pl, cfg)
+    t2 = time.perf_counter()
+    return {"units": len(design.units), "nets": len(design.nets), "wires": design.total_wires,
+            "grid_sites": list(pl.grid_sites), "grid_gcells": list(rt.grid_gcells),
+            "gcells_per_site": cfg.gcells_per_site, "tracks_per_gcell_edge": cfg.capacity,
+            "place_method": pl.method, "route_method": rt.method, "route_status": rt.status,
+            "placement_cost": pl.cost, "wirelength": rt.wirelength,
+            "lower_bound": rt.lower_bound, "wl_over_lb": rt.wirelength / rt.lower_bound,
+            "overflow": rt.overflow, "overflow_lower_bound": overflow_lower_bound(rt),
+            "max_congestion": rt.max_congestion, "mean_congestion": rt.mean_congestion,
+            "routing_area_um2": rt.routing_area_um2, "place_s": round(t1 - t0, 2),
+            "route_s": round(t2 - t1, 2), "seconds": round(t2 - t0, 2)}, rt
+
+
+def synthetic(name: str) -> dict:
+    layers, rows = SYNTHETIC[name]
+    import mapping.routing  # noqa: F401  (imports counted in import_mb, not in the run)
+
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    design = layered_design(layers, rows, rows)
+    gen = time.perf_counter() - t0
+    res, _ = place_route(design, rows)
+    return {"design": f"synthetic {name.split('-')[0]} dense at {rows}x{rows}",
+            "generate_s": round(gen, 2), **res, "routing_area_ratio": None,
+            "peak_mb": round(_rss_mb(), 1), "import_mb": round(base, 1)}
+
+
+def group_deleted(module, rows: int, seed: int = 0):
+    """Zero random crossbar-aligned groups in every Linear/Conv2d (in place)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    lcols = rows // 2
+    for m in module.modules():
+        if not isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+            continue
+        w = m.weight.data.reshape(m.weight.shape[0], -1).T  # (N, M) view, rows = inputs
+        n, k = w.shape
+        na, nb = -(-n // rows), -(-k // lcols)
+        row_g = np.repeat(rng.random((na * rows, nb)) < 0.5, lcols, 1)
+        col_g = np.repeat(rng.random((na, nb * lcols)) < 0.3, rows, 0)
+        tile = np.repeat(np.repeat(rng.random((na, nb)) < 0.2, rows, 0), lcols, 1)
+        dead = (row_g | col_g | tile)[:n, :k]
+        w[torch.from_numpy(dead)] = 0
+    return module
+
+
+def min_zero_overflow_capacity(design: Design, rows: int) -> int:
+    """Smallest tracks per gcell edge routing ``design`` with zero overflow (bisection)."""
+    from mapping.placement import PlaceConfig, place
+    from mapping.routing import RouteConfig, route
+    from mapping.spec import CrossbarSpec
+
+    pl = place(design, PlaceConfig())
+
+    def ok(c: int) -> bool:
+        cfg = RouteConfig.for_spec(CrossbarSpec(rows, rows), tracks_per_gcell_edge=c,
+                                   method="negotiated")
+        return route(design, pl, cfg).overflow == 0
+
+    hi = 64
+    while not ok(hi):
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > max(1, hi // 50):  # within 2 %
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
+def mapped(name: str) -> dict:
+    import models
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+
+    info = models.info(name)
+    net = map_model(info.factory(), CrossbarSpec(64, 64), info.input_shape)
+    dense = net.dense_baseline().design
+    same = layered_design(LENET if name == "lenet" else CONVNET, 64, 64)
+    res, rt_dense = place_route(dense, 64)
+    res["design"] = f"{name} dense at 64x64 (map_model)"
+    res["synthetic_generator_matches_mapper"] = sorted(
+        (n.src, n.dst, n.width) for n in same.nets) == sorted(
+        (n.src, n.dst, n.width) for n in dense.nets)
+    res["min_zero_overflow_capacity"] = min_zero_overflow_capacity(dense, 64)
+    from mapping.congestion import routing_area_ratio
+
+    comp = map_model(group_deleted(info.factory(), 64), CrossbarSpec(64, 64),
+                     info.input_shape).design
+    cres, rt_comp = place_route(comp, 64)
+    cres["design"] = f"{name} random group deletion at 64x64 (map_model)"
+    cres["routing_area_ratio"] = routing_area_ratio(rt_comp, rt_dense)
+    cres["wires_ratio"] = comp.total_wires / dense.total_wires
+    res["routing_area_ratio"] = None
+    res["group_deleted"] = cres
+    res["peak_mb"] = round(_rss_mb(), 1)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = list(SYNTHETIC) + list(MAPPED)
+    ap.add_argument("--only", nargs="*", choices=names, default=names)
+    ap.add_argument("--child", choices=names, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:  # one entry in this process, JSON on stdout
+        res = synthetic(args.child) if args.child in SYNTHETIC else mapped(args.child)
+        print(json.dumps(res))
+        return
+    command = "python benchmarks/routing_scale.py" + (
+        "" if args.only == names else " --only " + " ".join(args.only))
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    designs = old.get("designs", {})
+    for name in args.only:
+        out = subprocess.run([sys.executable, __file__, "--child", name], check=True,
+                             capture_output=True, text=True).stdout
+        res = json.loads(out.strip().splitlines()[-1])
+        res.update(command=command, date=datetime.now().isoformat())
+        designs[name] = res
+        g = res.get("group_deleted", {})
+        print(f"{name:10s} {res['units']:6d} units {res['nets']:6d} nets  place {res['place_s']:6.1f}"
+              f" s  route {res['route_s']:6.1f} s  peak {res['peak_mb']:7.1f} MB  wl/lb "
+              f"{res['wl_over_lb']:.4f}  overflow {res['overflow']} (>= "
+              f"{res['overflow_lower_bound']})  max congestion {res['max_congestion']:.2f}"
+              + (f"\n{'':10s} zero overflow needs {res['min_zero_overflow_capacity']} tracks "
+                 f"(default {res['tracks_per_gcell_edge']}); group-deleted: routing area "
+                 f"{g['routing_area_ratio']:.2%} of dense (wires {g['wires_ratio']:.2%}), "
+                 f"wl/lb {g['wl_over_lb']:.4f}, overflow {g['overflow']}" if g else ""),
+              flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": "routing_scale", "command": command, "date": datetime.now().isoformat(),
+           "target": "VGG-16 at 128x128 placed and routed in <= 120 s; LeNet/ConvNet dense at "
+                     "64x64: zero overflow at default capacity, wirelength <= 1.15 x lower bound",
+           "designs": designs}
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(RESULTS)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

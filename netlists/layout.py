@@ -1,0 +1,136 @@
+"""Placement and routing as the netlists store them: plain dicts, independent of the router.
+
+- sites:  unit name -> (x, y) site on the placement grid.
+- slots:  unit name -> slot inside its site (small units share a site), when the placer says.
+- routes: net index (position in ``design.nets``) -> the route of that net on the gcell grid,
+          either a path ``[(x, y), ...]`` of gcells in order, or a list of gcell edges
+          ``[((x0, y0), (x1, y1)), ...]``.
+- layout: grid sizes (grid_sites, output_units_per_site, grid_gcells, gcells_per_site,
+          gcell_um) taken from the Placement / Routing when they carry them.
+Accepted inputs: such dicts, or objects holding them: mapping.placement.Placement
+(``.positions``, ``.slots``), mapping.routing.Routing (``.path(i)`` = gcells of net i), a
+JsonNetlist (``.sites``, ``.routes``). Route dict keys may be net indices, Nets or (src, dst).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mapping.design import Design, Net
+from netlists._common import NetlistError
+
+Point = tuple[float, float]
+
+
+def _point(p: Any, what: str) -> tuple:
+    a = np.asarray(p)
+    if a.shape != (2,) or a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)):
+        raise NetlistError(f"{what}: expected an (x, y) pair of finite numbers, got {p!r}")
+    return tuple(a.tolist())
+
+
+def _mapping(obj: Any, attrs: tuple[str, ...], what: str) -> Mapping:
+    if isinstance(obj, Mapping):
+        return obj
+    for attr in attrs:
+        value = getattr(obj, attr, None)
+        if isinstance(value, Mapping):
+            return value
+    raise NetlistError(f"{what}: expected a dict or an object with one of the mapping attributes "
+                       f"{attrs}, got {type(obj).__name__}")
+
+
+def placement_sites(placement: Any, design: Design) -> dict[str, tuple]:
+    """Unit name -> (x, y) for every placed unit; unknown unit names are an error."""
+    if placement is None:
+        return {}
+    sites = _mapping(placement, ("sites", "positions", "site"), "placement")
+    names = {u.name for u in design.units}
+    out = {}
+    for name, xy in sites.items():
+        if name not in names:
+            raise NetlistError(f"placement names unit {name!r}, which is not in the design")
+        out[name] = _point(xy, f"placement of {name!r}")
+    return out
+
+
+def placement_slots(placement: Any, design: Design) -> dict[str, int]:
+    """Unit name -> slot inside its site (Placement.slots: small units sharing a site)."""
+    slots = getattr(placement, "slots", None)
+    if placement is None or isinstance(placement, Mapping) or not isinstance(slots, Mapping):
+        return {}
+    names = {u.name for u in design.units}
+    bad = [n for n, k in slots.items() if n not in names or not isinstance(k, (int, np.integer))
+           or k < 0]
+    if bad:
+        raise NetlistError(f"placement slot of {bad[0]!r} must be an int >= 0 for a unit of the "
+                           "design")
+    return {n: int(k) for n, k in slots.items()}
+
+
+def _net_index(key: Any, design: Design, index: dict) -> int:
+    if isinstance(key, (int, np.integer)) and 0 <= int(key) < len(design.nets):
+        return int(key)
+    if isinstance(key, Net):
+        key = (key.src, key.dst)
+    if isinstance(key, tuple) and key in index:
+        return index[key]
+    raise NetlistError(f"route key {key!r} is neither a net index (0..{len(design.nets) - 1}), "
+                       "a Net of the design, nor a (src, dst) pair of one")
+
+
+def normalize_route(route: Any, what: str) -> list:
+    """A route as a list of (x, y) gcells (path) or of ((x0, y0), (x1, y1)) gcell edges."""
+    for attr in ("path", "edges", "gcells"):
+        if getattr(route, attr, None) is not None:
+            route = getattr(route, attr)
+            break
+    a = np.asarray(route)
+    if a.ndim == 2 and a.shape[1:] == (2,):
+        return [_point(p, what) for p in a]
+    if a.ndim == 3 and a.shape[1:] == (2, 2):
+        return [(_point(e[0], what), _point(e[1], what)) for e in a]
+    if a.size == 0:
+        return []
+    raise NetlistError(f"{what}: expected a list of (x, y) gcells or of ((x0, y0), (x1, y1)) "
+                       f"edges, got an array of shape {a.shape}")
+
+
+def net_routes(routing: Any, design: Design) -> dict[int, list]:
+    """Net index -> normalized route, for every routed net."""
+    if routing is None:
+        return {}
+    if callable(getattr(routing, "path", None)) and isinstance(getattr(routing, "edges", None),
+                                                               list):
+        if len(routing.edges) != len(design.nets):  # a mapping.routing.Routing
+            raise NetlistError(f"routing has {len(routing.edges)} nets but the design has "
+                               f"{len(design.nets)}; route this design before exporting it")
+        routes = {i: routing.path(i) for i in range(len(design.nets))}
+    else:
+        routes = _mapping(routing, ("routes", "net_routes", "paths"), "routing")
+    index: dict[tuple[str, str], int] = {}
+    for i, n in enumerate(design.nets):
+        index.setdefault((n.src, n.dst), i)
+    out = {}
+    for key, route in routes.items():
+        i = _net_index(key, design, index)
+        out[i] = normalize_route(route, f"route of net {i}")
+    return out
+
+
+def layout_info(placement: Any, routing: Any) -> dict:
+    """Grid sizes that give the coordinates a meaning (site grid, gcell grid), when known."""
+    info = dict(getattr(placement, "layout", None) or {})  # a JsonNetlist passes its own on
+    for key, obj, attr in (("grid_sites", placement, "grid_sites"),
+                           ("output_units_per_site", placement, "output_units_per_site"),
+                           ("grid_gcells", routing, "grid_gcells"),
+                           ("gcells_per_site", getattr(routing, "config", None), "gcells_per_site"),
+                           ("gcell_um", getattr(routing, "config", None), "gcell_um")):
+        value = getattr(obj, attr, None)
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            info[key] = [int(v) for v in value]
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value,
+                                                                                        bool):
+            info[key] = value.item() if isinstance(value, np.generic) else value
+    return info

@@ -1,0 +1,219 @@
+"""Global routing: exact wirelengths, forced detours and overflow, properties, reports, plots."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mapping.congestion import (
+    overflow_lower_bound,
+    plot_congestion,
+    plot_floorplan,
+    report,
+    routes_to_dict,
+    routing_area_ratio,
+)
+from mapping.design import Design, Net, Unit
+from mapping.placement import PlaceConfig, Placement, place
+from mapping.routing import Grid, RouteConfig, Routing, route
+from tests.test_placement import chain, layered
+
+METHODS = ("negotiated", "cpsat")
+
+
+def hand_placed(sites: dict[str, tuple[int, int]], grid: tuple[int, int], k: int = 4) -> Placement:
+    slots, used = {}, {}
+    for name, s in sites.items():
+        slots[name] = used.get(s, 0)
+        used[s] = slots[name] + 1
+    return Placement(sites, slots, grid, 0, "hand", "hand", k)
+
+
+def two_buses(width: int = 3) -> Design:
+    """P -> T and T -> A, both ``width`` wires; P and A will share a site."""
+    return Design([Unit("P", "input"), Unit("m/T0_0", "tile", "m", (0, 0)),
+                   Unit("m/A0", "output", "m", (0, 0))],
+                  [Net("P", "m/T0_0", width, "m", "input"),
+                   Net("m/T0_0", "m/A0", width, "m", "output")], 64, 64)
+
+
+def walk(rt: Routing, i: int) -> None:
+    """Independent check: net i's edges form a connected path from its src to its dst pin."""
+    gx, gy = rt.grid_gcells
+    nh = (gx - 1) * gy
+    cur = tuple(rt.pins[i, 0])
+    for e in rt.edges[i].tolist():
+        assert 0 <= e < nh + gx * (gy - 1)
+        if e < nh:
+            a = (e // gy, e % gy)
+            b = (a[0] + 1, a[1])
+        else:
+            a = divmod(e - nh, gy - 1)
+            b = (a[0], a[1] + 1)
+        assert cur in (a, b), f"net {i}: edge {e} does not touch gcell {cur}"
+        cur = b if cur == a else a
+    assert cur == tuple(rt.pins[i, 1])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_three_units_in_a_row_exact(method):
+    d = chain()  # IN -(8)-> T -(4)-> A
+    pl = hand_placed({"IN": (0, 0), "m/T0_0": (1, 0), "m/A0": (2, 0)}, (3, 1))
+    rt = route(d, pl, RouteConfig(method=method, gcells_per_site=1))
+    assert (rt.wirelength, rt.lower_bound, rt.overflow) == (8 * 1 + 4 * 1, 12, 0)
+    # 2 gcells per site: IN's pin (0, 0) (slot 0 of 4), the tile's (3, 1), A's (4, 0)
+    cfg = RouteConfig(method=method, gcells_per_site=2, gcell_um=5.0, wire_pitch_um=0.5)
+    rt = route(d, pl, cfg)
+    assert rt.pins.tolist() == [[[0, 0], [3, 1]], [[3, 1], [4, 0]]]
+    assert (rt.wirelength, rt.lower_bound, rt.overflow) == (8 * 4 + 4 * 2, 40, 0)
+    assert rt.routing_area_um2 == pytest.approx(40 * 0.5 * 5.0)
+    assert rt.max_congestion == pytest.approx(8 / cfg.capacity)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_starved_edges_force_the_shortest_detour(method):
+    # both buses run (0, 1) <-> (3, 1); 4 tracks per edge hold one of them: the other must
+    # detour through row 0 or 2 (2 extra edges): 3 x 3 + 3 x 5 = 24, no overflow
+    pl = hand_placed({"P": (0, 1), "m/A0": (0, 1), "m/T0_0": (3, 1)}, (4, 3))
+    cfg = RouteConfig(method=method, gcells_per_site=1, tracks_per_gcell_edge=4)
+    rt = route(two_buses(3), pl, cfg)
+    assert (rt.overflow, rt.wirelength, rt.lower_bound) == (0, 24, 18)
+    assert rt.max_congestion == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_starved_edges_without_room_overflow_exactly(method):
+    # a single row of gcells: both buses share 3 edges of 4 tracks -> 3 x (6 - 4) over
+    pl = hand_placed({"P": (0, 0), "m/A0": (0, 0), "m/T0_0": (3, 0)}, (4, 1))
+    rt = route(two_buses(3), pl, RouteConfig(method=method, gcells_per_site=1,
+                                             tracks_per_gcell_edge=4))
+    assert (rt.overflow, rt.wirelength, rt.max_congestion) == (6, 18, 1.5)
+    assert overflow_lower_bound(rt) == 6
+
+
+def test_same_seed_same_routes():
+    d = layered([(2, 3), (3, 2)], [8, 30, 64], seed=2)
+    pl = place(d, PlaceConfig(method="fast"))
+    for method in METHODS:
+        cfg = RouteConfig(method=method, tracks_per_gcell_edge=60, time_limit_s=0.5, seed=5)
+        a, b = route(d, pl, cfg), route(d, pl, cfg)
+        assert all(np.array_equal(x, y) for x, y in zip(a.edges, b.edges, strict=True))
+        assert np.array_equal(a.usage, b.usage)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grids=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3)), min_size=1, max_size=3),
+       cap=st.sampled_from([1, 7, 40, 500]), g=st.integers(1, 3),
+       method=st.sampled_from(METHODS), seed=st.integers(0, 5))
+def test_routes_are_paths_and_usage_adds_up(grids, cap, g, method, seed):
+    d = layered(grids, [1, 6, 33], seed=seed)
+    pl = place(d, PlaceConfig(method="fast", seed=seed))
+    rt = route(d, pl, RouteConfig(method=method, gcells_per_site=g, tracks_per_gcell_edge=cap,
+                                  time_limit_s=0.3, seed=seed))
+    for i in range(len(d.nets)):
+        walk(rt, i)
+    assert np.array_equal(rt.usage, rt.grid.usage(rt.edges, rt.widths))
+    assert rt.wirelength == sum(n.width * len(e) for n, e in zip(d.nets, rt.edges, strict=True))
+    assert rt.wirelength >= rt.lower_bound
+    assert rt.overflow == int(np.maximum(rt.usage - cap, 0).sum())
+    assert overflow_lower_bound(rt) <= rt.overflow
+    for i in range(len(d.nets)):  # path() agrees with the edges
+        nodes = rt.path(i)
+        assert np.array_equal(rt.grid.from_nodes(nodes), rt.edges[i])
+        assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
+
+
+def test_report_layers_ratio_and_files(tmp_path):
+    d = layered([(2, 2), (3, 1)], [8, 40], seed=4)
+    pl = place(d, PlaceConfig(method="fast"))
+    rt = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=50))
+    rep = report(rt, dense=rt)
+    out = rep.to_dict()
+    assert list(out)[:7] == ["wirelength", "lower_bound", "routing_area_um2",
+                             "routing_area_ratio", "max_congestion", "overflow", "layers"]
+    assert out["routing_area_ratio"] == 1.0 and report(rt).routing_area_ratio is None
+    assert sum(v["wirelength"] for v in out["layers"].values()) == rt.wirelength
+    assert sum(v["overflow"] for v in out["layers"].values()) == pytest.approx(rt.overflow)
+    assert sum(v["nets"] for v in out["layers"].values()) == len(d.nets)
+    other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=51))
+    with pytest.raises(ValueError, match="capacity"):
+        routing_area_ratio(rt, other)
+    js = routes_to_dict(d, rt)
+    assert [n["length"] for n in js["nets"]] == rt.lengths.tolist()
+    assert js["nets"][0]["corners"][0] == rt.pins[0, 0].tolist()
+    for f in (plot_floorplan(d, pl, rt, tmp_path / "floorplan.png"),
+              plot_congestion(rt, tmp_path / "congestion.png")):
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["congestion.png", "floorplan.png"]
+
+
+def test_grid_paths_round_trip():
+    g = Grid(5, 4)
+    nodes = np.array([[0, 0], [1, 0], [1, 1], [1, 2], [2, 2], [2, 1], [3, 1]])
+    e = g.from_nodes(nodes)
+    assert np.array_equal(g.path(nodes[0], e), nodes)
+    assert g.n_edges == 4 * 4 + 5 * 3
+
+
+@pytest.mark.parametrize("kw,err", [({"method": "maze"}, ValueError),
+                                    ({"tracks_per_gcell_edge": 0}, ValueError),
+                                    ({"gcells_per_site": 0}, ValueError),
+                                    ({"gcell_um": -1.0}, ValueError),
+                                    ({"overflow_penalty": 1.5}, TypeError)])
+def test_config_validation(kw, err):
+    with pytest.raises(err, match=next(iter(kw))):
+        RouteConfig(**kw)
+    with pytest.raises(ValueError, match="no track"):
+        RouteConfig(gcell_um=0.05, wire_pitch_um=0.1)
+
+
+def test_default_capacity_and_for_spec():
+    assert RouteConfig().capacity == 200  # 10 um / 0.1 um x 2 layers
+    from mapping.spec import CrossbarSpec
+
+    spec = CrossbarSpec(64, 64)
+    cfg = RouteConfig.for_spec(spec, seed=3)
+    side = spec.crossbar_area_um2 ** 0.5
+    assert cfg.gcells_per_site == int(np.ceil(side / spec.tech.gcell_um))
+    assert (cfg.gcell_um, cfg.wire_pitch_um, cfg.seed) == (spec.tech.gcell_um,
+                                                           spec.tech.wire_pitch_um, 3)
+
+
+def test_bad_inputs_raise_clear_errors():
+    d = chain()
+    pl = hand_placed({"IN": (0, 0), "m/T0_0": (1, 0)}, (2, 1))
+    with pytest.raises(ValueError, match="m/A0"):
+        route(d, pl)
+    with pytest.raises(TypeError, match="Placement"):
+        route(d, {"IN": (0, 0)})
+    with pytest.raises(TypeError, match="RouteConfig"):
+        route(d, place(d), {"method": "cpsat"})
+
+
+def test_place_and_route_writes_reports_with_the_dense_ratio(tmp_path):
+    import json
+
+    import torch
+    from torch import nn
+
+    from mapping.network import map_model
+    from mapping.route_cli import place_and_route
+    from mapping.spec import CrossbarSpec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 10))
+    with torch.no_grad():
+        model[0].weight[:, :20] = 0  # inputs 0..19 deleted: a row block of tiles disappears
+    mapped = map_model(model, CrossbarSpec(16, 16), (40,))
+    rep = place_and_route(mapped, tmp_path, PlaceConfig(method="fast"),
+                          RouteConfig(method="negotiated", gcells_per_site=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "congestion.png", "dense_congestion.png", "dense_floorplan.png", "floorplan.png",
+        "placement.json", "routes.json", "routing.json"]
+    disk = json.loads((tmp_path / "routing.json").read_text())
+    assert disk["wirelength"] == rep["wirelength"] and disk["overflow"] == 0
+    assert disk["routing_area_ratio"] == pytest.approx(
+        rep["routing_area_um2"] / rep["dense"]["routing_area_um2"])
+    assert 0 < disk["routing_area_ratio"] < 1
+    assert len(json.loads((tmp_path / "routes.json").read_text())["nets"]) == len(
+        mapped.design.nets)
