@@ -24,7 +24,7 @@ from group_scissor.train import TrainConfig  # noqa: E402
 
 RECIPES = {
     "lenet": dict(dataset="mnist", target=0.991,
-                  cfg=TrainConfig(epochs=15, batch_size=64, lr=0.05, weight_decay=5e-4,
+                  cfg=TrainConfig(epochs=15, batch_size=64, lr=0.01, weight_decay=5e-4,
                                   schedule="cosine", warmup_epochs=1, seed=0)),
     "convnet": dict(dataset="cifar10", target=0.81,
                     cfg=TrainConfig(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4,

@@ -5,6 +5,7 @@ invalid settings, divergence) into a one-paragraph message and exit code 2, neve
 """
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -129,6 +130,41 @@ def _ranks(model) -> dict:
     return ranks(model)
 
 
+@app.command("compile")
+@friendly_errors
+def compile_cmd(
+        config: Annotated[Path | None, typer.Option(help="TOML file with every setting.")] = None,
+        model: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+        dataset: Annotated[str | None, typer.Option(help="digits (embedded), mnist, cifar10.")] = None,
+        data_dir: DataDir = None,
+        crossbar: Annotated[str | None, typer.Option(help="Crossbar size ROWSxCOLS.")] = None,
+        encoding: Annotated[str | None, typer.Option(help="differential, offset, unsigned.")] = None,
+        checkpoint: Annotated[Path | None, typer.Option(
+            help="Trained dense checkpoint: skip the train stage.")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help=(
+            "Override one setting, SECTION.FIELD=VALUE (e.g. clip.tolerance=0.05); "
+            "repeatable."))] = None,
+        out: Out = Path("runs/compile"), force: Force = False, quiet: Quiet = False) -> None:
+    """End to end: dense baseline, rank clipping, group deletion, mapping, placement and
+    routing, netlists and report (OUT/report.json, OUT/report.md). Re-running resumes."""
+    from group_scissor.config import CompileConfig
+    from group_scissor.pipeline import compile as run_compile
+
+    overrides = list(set_ or [])
+    for key, value in (("model", model), ("dataset", dataset), ("data_dir", data_dir),
+                       ("crossbar", crossbar), ("encoding", encoding),
+                       ("baseline_checkpoint", checkpoint)):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(str(value))}")
+    cfg = CompileConfig.load(config, overrides)
+    rep = run_compile(cfg, out, force=force, progress=not quiet,
+                      log=lambda msg: typer.echo(msg, err=True))
+    typer.echo(f"{cfg.model} on {cfg.dataset}: accuracy {rep['accuracy']['baseline']:.4f} -> "
+               f"{rep['accuracy']['final']:.4f}; cell area {rep['cell_area_ratio']:.2%}, "
+               f"crossbars {rep['crossbar_area_ratio']:.2%}, routing area "
+               f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense -> {out}/report.md")
+
+
 @app.command("models")
 def list_models() -> None:
     """List the registered models."""
@@ -148,11 +184,9 @@ def _register_stage_commands() -> None:
         "map": ("mapping.cli", "map_command"),
         "route": ("mapping.route_cli", "route_command"),
         "export": ("netlists.cli", "export_command"),
+        "prune": ("group_scissor.prune_cli", "prune_command"),
     }.items():
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError):
-            continue
+        fn = getattr(importlib.import_module(module), func)
         app.command(cmd)(friendly_errors(fn))
 
 

@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import models
-from group_scissor.io import write_json
+from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
 from group_scissor.stages import check_out_dir, prepare
-from group_scissor.train import Trainer, TrainConfig, TrainResult
+from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,33 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     if trainer.is_main:
-        write_json(out / "ranks.json", {"ranks": ranks(result.model), "history": clip.history,
-                                        "full_ranks": _full_ranks(model_name, layers)})
+        clipped = ranks(result.model)
+        merged = merge_unprofitable(result.model)
+        if merged:  # the final weights, with those layers dense again
+            save_torch(out / "checkpoint.pt", result.model.state_dict())
+        write_json(out / "ranks.json", {"ranks": clipped, "history": clip.history,
+                                        "full_ranks": _full_ranks(model_name, layers),
+                                        "merged_back_to_dense": merged})
         plot_ranks(clip.history, out / "ranks.png")
         result.extra["mapping"] = map_report(result.model, model_name, out, crossbar, encoding)
     return result
+
+
+def merge_unprofitable(model) -> list[str]:
+    """Merge back every pair whose rank K does not pay: K * (N + M) >= N * M cells."""
+    merged = []
+    for name, pair in low_rank_layers(model).items():
+        n, m = pair.u_matrix().shape[0], pair.v_matrix().shape[1]
+        if pair.rank * (n + m) >= n * m:
+            merge_pair_in(model, name)
+            merged.append(name)
+    return merged
+
+
+def merge_pair_in(model, name: str) -> None:
+    from group_scissor.lowrank import _set, merge_pair
+
+    _set(model, name, merge_pair(model.get_submodule(name)))
 
 
 class ClipLimited:

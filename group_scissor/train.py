@@ -242,12 +242,14 @@ class Trainer:
                 self.progress.update(self.epoch + 1, c.epochs, i + 1, self.steps_per_epoch, value)
             self.progress.close()
             train_loss = _mean_across(loss_sum, n_seen, self.world)
+            eval_start = time.perf_counter()
             test_loss, acc = evaluate(self.module, self.data.test.x, self.data.test.y,
                                       c.eval_batch_size)
             self.epoch += 1
             metrics = {"epoch": self.epoch, "train_loss": train_loss, "test_loss": test_loss,
                        "test_accuracy": acc, "lr": lr,
-                       "seconds": round(time.perf_counter() - start, 3)}
+                       "seconds": round(time.perf_counter() - start, 3),
+                       "eval_seconds": round(time.perf_counter() - eval_start, 3)}
             for cb in self.callbacks:
                 cb.on_epoch_end(self, metrics)
             self.history.append(metrics)

@@ -1,0 +1,81 @@
+"""Trainer overhead: one epoch of the project's Trainer against a bare PyTorch loop.
+
+    python benchmarks/trainer_overhead.py            # LeNet, full MNIST, batch 64
+
+Same model, batch size, in-memory data and thread count; the two are interleaved for several
+rounds and the fastest epoch of each is compared (the least disturbed by other load).
+Target: ratio <= 1.05. Writes benchmarks/results/trainer_overhead.json.
+"""
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import models  # noqa: E402
+from group_scissor.data import load_dataset  # noqa: E402
+from group_scissor.io import write_json  # noqa: E402
+from group_scissor.train import TrainConfig, Trainer  # noqa: E402
+
+
+def bare_epoch(model, x, y, cfg: TrainConfig, seed: int) -> float:
+    """The loop a user would write: shuffle, forward, loss, backward, step, log the loss."""
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    for i in range(0, len(y), cfg.batch_size):
+        idx = perm[i:i + cfg.batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+    return time.perf_counter() - start
+
+
+def trainer_epoch(model, data, cfg: TrainConfig) -> float:
+    """One epoch of Trainer.fit, without its evaluation pass (timed from its own record)."""
+    res = Trainer(model, data, cfg, None, progress=False).fit()
+    return res.history[0]["seconds"] - res.history[0].get("eval_seconds", 0.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lenet")
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    data = load_dataset(args.dataset, args.data_dir)
+    cfg = TrainConfig(epochs=1, batch_size=args.batch_size, lr=0.01, schedule="constant")
+    bare, ours = [], []
+    for r in range(args.rounds):
+        torch.manual_seed(r)
+        bare.append(bare_epoch(models.get(args.model), data.train.x, data.train.y, cfg, r))
+        torch.manual_seed(r)
+        ours.append(trainer_epoch(models.get(args.model), data, cfg))
+        print(f"round {r}: bare {bare[-1]:.2f} s, trainer {ours[-1]:.2f} s")
+    ratio = min(ours) / min(bare)
+    figures = {
+        "model": args.model, "dataset": args.dataset, "batch_size": args.batch_size,
+        "samples": len(data.train), "torch_threads": torch.get_num_threads(),
+        "bare_epoch_seconds": [round(s, 3) for s in bare],
+        "trainer_epoch_seconds": [round(s, 3) for s in ours],
+        "ratio_min_over_min": round(ratio, 4), "target": 1.05, "meets_target": ratio <= 1.05,
+        "command": "python " + " ".join(sys.argv),
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    print(json.dumps(figures, indent=1))
+    write_json(Path(__file__).parent / "results" / "trainer_overhead.json", figures)
+
+
+if __name__ == "__main__":
+    main()

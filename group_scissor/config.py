@@ -1,0 +1,179 @@
+"""The compile configuration: one frozen dataclass per stage, loaded from TOML, overridden by
+CLI flags (``--set section.field=value``), saved beside the results.
+
+    cfg = CompileConfig.load("chip.toml", overrides=["clip.tolerance=0.05", "model=lenet"])
+
+TOML layout: top-level keys (model, dataset, data_dir, crossbar, encoding, seed,
+baseline_checkpoint, formats) and one table per stage: [train], [clip_train], [clip],
+[prune_train], [prune], [place], [route].
+"""
+
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import tomllib
+
+from group_scissor.compress import ClipStageConfig
+from group_scissor.errors import UsageError
+from group_scissor.prune import PruneConfig
+from group_scissor.train import TrainConfig
+from mapping.placement import PlaceConfig
+from mapping.routing import RouteConfig
+
+FORMATS = ("json", "spice", "verilog")
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """Every setting of ``group-scissor compile``."""
+
+    model: str = "lenet"
+    """Registered model name."""
+    dataset: str = "digits"
+    """'digits' (embedded, the default), 'mnist' or 'cifar10'."""
+    data_dir: str | None = None
+    """Folder with the data sets (default: $GROUP_SCISSOR_DATA, ./data, ../shared/datasets)."""
+    crossbar: str = "64x64"
+    """Crossbar size, ROWSxCOLS."""
+    encoding: str = "differential"
+    """Signed-weight encoding: differential, offset or unsigned."""
+    baseline_checkpoint: str | None = None
+    """A trained dense checkpoint to start from; skips the train stage."""
+    formats: tuple[str, ...] = FORMATS
+    """Netlists to export."""
+    train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
+    """Dense training."""
+    clip_train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
+    """Training during rank clipping."""
+    clip: ClipStageConfig = ClipStageConfig(tolerance=0.05, clip_interval=20,
+                                            tolerance_ramp_epochs=2, fine_tune_epochs=3)
+    """Rank clipping."""
+    prune_train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
+    """Training during group connection deletion."""
+    prune: PruneConfig = field(default_factory=lambda: PruneConfig(fine_tune_epochs=3))
+    """Group connection deletion."""
+    place: PlaceConfig = PlaceConfig(method="fast")
+    """Placement."""
+    route: RouteConfig | None = None
+    """Global routing; None: derived from the crossbar's technology (RouteConfig.for_spec)."""
+
+    def __post_init__(self) -> None:
+        from mapping.spec import CrossbarSpec
+
+        CrossbarSpec.parse(self.crossbar, encoding=self.encoding)  # validates both
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad:
+            raise UsageError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")
+        object.__setattr__(self, "formats", tuple(self.formats))
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompileConfig":
+        hints = typing.get_type_hints(cls)
+        kw = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            sub = _dataclass_of(hints[f.name])
+            if sub is not None and isinstance(v, dict):
+                base = getattr(cls(), f.name) or (sub() if sub is not RouteConfig else None)
+                v = _build(sub, {**(asdict(base) if base is not None else {}), **v}, f.name)
+            kw[f.name] = v
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise UsageError(f"unknown setting(s) {sorted(unknown)}; known: "
+                             f"{', '.join(f.name for f in fields(cls))}")
+        return cls(**kw)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides=()) -> "CompileConfig":
+        d: dict = {}
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise UsageError(f"config file {p} does not exist")
+            try:
+                d = tomllib.loads(p.read_text())
+            except tomllib.TOMLDecodeError as e:
+                raise UsageError(f"config file {p} is not valid TOML: {e}") from None
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. clip.tolerance=0.05")
+            target = d
+            *parents, leaf = key.strip().split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = _parse_value(raw.strip(), _field_type(cls, parents, leaf))
+        return cls.from_dict(d)
+
+    def to_toml(self) -> str:
+        d = self.to_dict()
+        lines = [f"{k} = {_toml(v)}" for k, v in d.items() if not isinstance(v, dict)
+                 and v is not None]
+        for k, v in d.items():
+            if isinstance(v, dict):
+                lines += ["", f"[{k}]"] + [f"{kk} = {_toml(vv)}" for kk, vv in v.items()
+                                           if vv is not None]
+        return "\n".join(lines) + "\n"
+
+    def with_(self, **kw) -> "CompileConfig":
+        return replace(self, **kw)
+
+
+def _dataclass_of(tp):
+    for t in typing.get_args(tp) or (tp,):
+        if isinstance(t, type) and hasattr(t, "__dataclass_fields__"):
+            return t
+    return None
+
+
+def _build(cls, d: dict, section: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise UsageError(f"[{section}]: unknown setting(s) {sorted(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    fixed = {k: tuple(v) if isinstance(v, list) and "tuple" in str(hints[k]) else v
+             for k, v in d.items()}
+    return cls(**fixed)
+
+
+def _field_type(cls, parents: list[str], leaf: str):
+    """The declared type of setting ``parents.leaf`` (None if unknown: validation names it)."""
+    for part in parents:
+        hint = typing.get_type_hints(cls).get(part)
+        cls = _dataclass_of(hint) if hint is not None else None
+        if cls is None:
+            return None
+    return typing.get_type_hints(cls).get(leaf)
+
+
+def _parse_value(raw: str, tp=None):
+    """A --set value: text for string settings ('0x64' stays a string), TOML otherwise."""
+    args = typing.get_args(tp) or (tp,)
+    if str in args and not (raw.startswith("[") or raw == "null"):
+        return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare string
+
+
+def _toml(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
+    return repr(v)

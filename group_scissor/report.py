@@ -1,0 +1,121 @@
+"""The compile report: report.json (every figure) and report.md (the paper's table + plots)."""
+
+import json
+from pathlib import Path
+
+from group_scissor.io import write_json, write_text
+
+PAPER = {  # Group Scissor (DAC 2017), Table 2: crossbar area and routing area, % of dense
+    "lenet": {"dataset": "mnist", "cell_area_ratio": 0.1362, "routing_area_ratio": 0.081},
+    "convnet": {"dataset": "cifar10", "cell_area_ratio": 0.5181,
+                "routing_area_ratio": 0.5206},
+}
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def build_report(cfg, out: Path, records: dict) -> dict:
+    from mapping.spec import CrossbarSpec
+
+    spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)
+    mapping = _load(out / "4-map" / "mapping.json")
+    routing = _load(out / "5-route" / "routing.json")
+    wires = _load(out / "3-prune" / "wires.json")
+    ranks = _load(out / "2-clip" / "ranks.json")
+    final_ranks = {}
+    for layer in mapping.get("layers", []):
+        final_ranks[layer["name"]] = layer.get("rank")
+    wire_by_layer = {w["name"]: w for w in wires.get("layers", [])}
+    layers = [{
+        "name": layer["name"], "shape": layer["shape"], "rank": layer.get("rank"),
+        "full_rank": ranks.get("full_ranks", {}).get(layer["name"]),
+        "rank_after_clip": ranks.get("ranks", {}).get(layer["name"]),
+        "n_crossbars": layer["n_crossbars"], "cells": layer["cells"],
+        "utilization": layer.get("utilization"),
+        "wires": wire_by_layer.get(layer["name"], {}).get("wires"),
+        "dense_wires": wire_by_layer.get(layer["name"], {}).get("dense", {}).get("wires"),
+    } for layer in mapping.get("layers", [])]
+    acc = {
+        "baseline": records["train"]["metrics"]["test_accuracy"],
+        "rank_clipped": records["clip"]["metrics"]["test_accuracy"],
+        "final": records["prune"]["metrics"]["test_accuracy"],
+    }
+    return {
+        "model": cfg.model, "dataset": cfg.dataset, "crossbar": spec.to_dict(),
+        "accuracy": acc,
+        "accuracy_drop_points": round(100 * (acc["baseline"] - acc["final"]), 3),
+        "layers": layers,
+        "n_crossbars": mapping.get("n_crossbars"), "cells": mapping.get("cells"),
+        "cell_area_ratio": mapping.get("cell_area_ratio"),
+        "crossbar_area_ratio": mapping.get("crossbar_area_ratio"),
+        "area_um2": mapping.get("area_um2"),
+        "wire_ratio": wires.get("wire_ratio"),
+        "routing_area_ratio": routing.get("routing_area_ratio"),
+        "routing_area_um2": routing.get("routing_area_um2"),
+        "wirelength": routing.get("wirelength"), "lower_bound": routing.get("lower_bound"),
+        "congestion": {"max": routing.get("max_congestion"),
+                       "mean": routing.get("mean_congestion"),
+                       "overflow": routing.get("overflow")},
+        "paper": PAPER.get(cfg.model),
+        "stage_seconds": {k: v.get("seconds") for k, v in records.items()},
+        "config": cfg.to_dict(),
+    }
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def report_markdown(rep: dict, out: Path) -> str:
+    a, paper = rep["accuracy"], rep.get("paper") or {}
+    xb = rep["crossbar"]
+    lines = [
+        f"# Group Scissor report: {rep['model']} on {rep['dataset']}",
+        "",
+        f"Crossbar {xb['rows']}x{xb['cols']} {xb['encoding']}.",
+        "",
+        "| | crossbar area (cells, % of dense) | crossbar count (% of dense) | routing area "
+        "(% of dense) | wires (% of dense) | accuracy |",
+        "|---|---|---|---|---|---|",
+        f"| dense baseline | 100 % | 100 % | 100 % | 100 % | {a['baseline']:.4f} |",
+        f"| rank clipping | - | - | - | - | {a['rank_clipped']:.4f} |",
+        f"| Group Scissor (this run) | {_pct(rep['cell_area_ratio'])} | "
+        f"{_pct(rep['crossbar_area_ratio'])} | {_pct(rep['routing_area_ratio'])} | "
+        f"{_pct(rep['wire_ratio'])} | {a['final']:.4f} |",
+    ]
+    if paper:
+        lines.append(f"| paper ({rep['model']} on {paper['dataset']}) | "
+                     f"{_pct(paper['cell_area_ratio'])} | - | "
+                     f"{_pct(paper['routing_area_ratio'])} | - | no loss |")
+    lines += ["", "## Layers", "",
+              "| layer | shape | rank (full -> clipped) | crossbars | cells | wires (dense) |",
+              "|---|---|---|---|---|---|"]
+    for layer in rep["layers"]:
+        shape = "x".join(str(s) for s in layer["shape"])
+        rank = (f"{layer['full_rank']} -> {layer['rank']}" if layer["rank"] else "dense")
+        lines.append(f"| {layer['name']} | {shape} | {rank} | {layer['n_crossbars']} | "
+                     f"{layer['cells']} | {layer['wires']} ({layer['dense_wires']}) |")
+    c = rep["congestion"]
+    lines += ["", "## Routing", "",
+              f"Wirelength {rep['wirelength']} track-gcells (lower bound {rep['lower_bound']}), "
+              f"routing area {_num(rep['routing_area_um2'])} um2; congestion max "
+              f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks.", "",
+              "## Run time per stage (s)", "",
+              " | ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), "", "## Plots", ""]
+    for title, rel in (("Rank history", "2-clip/ranks.png"), ("Deleted groups", "3-prune/tiles.png"),
+                       ("Floorplan", "5-route/floorplan.png"),
+                       ("Congestion", "5-route/congestion.png")):
+        if (out / rel).is_file():
+            lines.append(f"![{title}]({rel})")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(rep: dict, out: Path) -> None:
+    write_json(out / "report.json", rep)
+    write_text(out / "report.md", report_markdown(rep, out))

@@ -1,0 +1,87 @@
+"""compile end to end on the embedded digits data, with tiny epochs."""
+
+import pytest
+from typer.testing import CliRunner
+
+from group_scissor.cli import app
+from group_scissor.config import CompileConfig
+from group_scissor.errors import UsageError
+from group_scissor.pipeline import compile as run_compile
+
+TINY = ["train.epochs=2", "clip_train.epochs=2", "clip.fine_tune_epochs=1",
+        "clip.tolerance_ramp_epochs=0", "clip.clip_interval=10", "prune_train.epochs=2",
+        "prune.fine_tune_epochs=1", "prune.lambda_=0.001", "formats=[\"json\", \"verilog\"]"]
+
+
+def test_config_round_trips_through_toml(tmp_path):
+    cfg = CompileConfig.load(None, ["clip.tolerance=0.2", "crossbar=32x128", "train.epochs=3"])
+    assert cfg.clip.tolerance == 0.2 and cfg.crossbar == "32x128" and cfg.train.epochs == 3
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert CompileConfig.load(tmp_path / "c.toml") == cfg
+
+
+@pytest.mark.parametrize("override, needle", [
+    (["clip.tolerence=0.1"], "unknown setting"), (["bogus=1"], "unknown setting"),
+    (["crossbar=0x64"], "must be in"), (["train.lr=-1"], "lr must be"),
+    (["formats=[\"gds\"]"], "unknown netlist format"), (["clip.tolerance"], "KEY=VALUE")])
+def test_bad_settings_are_named(override, needle):
+    with pytest.raises((UsageError, ValueError), match=needle):
+        CompileConfig.load(None, override)
+
+
+@pytest.mark.slow
+def test_compile_runs_resumes_and_reports(tmp_path):
+    cfg = CompileConfig.load(None, TINY)
+    log: list[str] = []
+    rep = run_compile(cfg, tmp_path, progress=False, log=log.append)
+    for key in ("accuracy", "layers", "cell_area_ratio", "crossbar_area_ratio",
+                "routing_area_ratio", "congestion", "stage_seconds", "crossbar"):
+        assert key in rep
+    assert set(rep["accuracy"]) == {"baseline", "rank_clipped", "final"}
+    assert 0 < rep["cell_area_ratio"] < 1.5 and rep["routing_area_ratio"] is not None
+    assert set(rep["stage_seconds"]) == {"train", "clip", "prune", "map", "route", "export"}
+    for f in ("report.json", "report.md", "config.toml", "2-clip/ranks.png",
+              "5-route/routing.json", "6-export/chip.json", "6-export/chip.v"):
+        assert (tmp_path / f).is_file(), f
+    assert "| Group Scissor (this run) |" in (tmp_path / "report.md").read_text()
+    # a second run skips every stage
+    log.clear()
+    run_compile(cfg, tmp_path, progress=False, log=log.append)
+    assert sum("skipped" in m for m in log) == 6
+    # changing a routing setting redoes only routing and what follows
+    log.clear()
+    cfg2 = CompileConfig.load(None, TINY + ["place.seed=1"])
+    run_compile(cfg2, tmp_path, progress=False, log=log.append)
+    assert [m.split("]")[0][1:] for m in log if "running" in m] == ["5-route", "6-export"]
+
+
+def test_compile_cli_bad_input_is_clean(tmp_path):
+    r = CliRunner().invoke(app, ["compile", "--model", "nope", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "unknown model" in r.output
+    r = CliRunner().invoke(app, ["compile", "--config", str(tmp_path / "missing.toml"),
+                                 "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_runner_skips_redoes_and_survives_a_corrupt_record(tmp_path):
+    from group_scissor.pipeline import _Runner
+
+    calls = []
+
+    def stage(folder, resume):
+        calls.append(resume)
+        return {"value": len(calls)}
+
+    r = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    assert r.run(1, "a", {"x": 1}, stage)["metrics"] == {"value": 1}
+    r2 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    assert r2.run(1, "a", {"x": 1}, stage)["metrics"] == {"value": 1} and len(calls) == 1
+    r3 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    r3.run(1, "a", {"x": 2}, stage)  # new settings: redone
+    assert len(calls) == 2
+    (tmp_path / "1-a" / "stage.json").write_text("{not json")
+    r4 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    assert r4.run(1, "a", {"x": 2}, stage)["metrics"] == {"value": 3}
+    r5 = _Runner(None, tmp_path, force=True, progress=False, log=lambda m: None)
+    r5.run(1, "a", {"x": 2}, stage)
+    assert len(calls) == 4
