@@ -52,7 +52,7 @@ class CompileConfig:
     """Rank clipping."""
     prune_train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
     """Training during group connection deletion."""
-    prune: PruneConfig = field(default_factory=lambda: PruneConfig(fine_tune_epochs=3))
+    prune: PruneConfig = field(default_factory=lambda: PruneConfig(lambda_=0.1, fine_tune_epochs=3))
     """Group connection deletion."""
     place: PlaceConfig = PlaceConfig(method="fast")
     """Placement."""

@@ -1,0 +1,439 @@
+"""Group connection deletion (Group Scissor, step 2): a crossbar-aligned group Lasso whose zero
+groups are wires that the chip no longer needs.
+
+Groups (hardware-model.md section 4) of a mapped matrix W (N x M, rows = inputs), on the logical
+tile grid of the CrossbarSpec in use (``rows`` x ``lcols``), for tile (a, b):
+  input-wire group  (a, i, b): W[a*rows + i, b*lcols:(b+1)*lcols]  all zero -> input wire
+                               a*rows + i into T(a, b) is removed;
+  output-wire group (a, b, j): W[a*rows:(a+1)*rows, b*lcols + j]   all zero -> output wire
+                               b*lcols + j out of T(a, b) is removed.
+Vectorized: W is padded to (A*rows, B*lcols) and viewed as t (A, rows, B, lcols); input-group
+norms are sqrt(sum of t^2 over the lcols axis) (A, rows, B), output-group norms sqrt(sum over
+the rows axis) (A, B, lcols). Padding groups (beyond N or M) have weight 0; ``|g|`` counts real
+elements only.
+
+Penalty: lambda * sum_g c_g ||w_g||_2 with c_g = sqrt(|g|) (``sqrt_size_weighting``) or 1.
+Two ways to minimize it:
+- 'subgradient': the penalty is added to the loss. The norm has no gradient at 0; a zero group
+  gets gradient 0 (masked form), so exact zeros are kept but rarely created; deletion then
+  relies on the threshold.
+- 'prox' (default): after every optimizer step, the group soft-threshold
+  w_g <- w_g * max(0, 1 - lr * lambda * c_g / ||w_g||), which sets whole groups exactly to 0.
+  Input and output groups overlap (each weight is in one of each), and the prox of the sum has
+  no closed form, so the two are applied in sequence: input groups first, then output groups
+  with norms recomputed after the first shrink (one step of a proximal splitting).
+  With SGD momentum mu the gradient step is amplified ~1/(1 - mu) and the prox step is not, so
+  prox needs ~1/(1 - mu) (10x at mu 0.9) the subgradient's lambda for a similar sparsity.
+Choosing lambda: a group can shrink by at most lambda * c_g * sum(lr) over the regularized
+steps, and stays at zero once its gradient (times 1/(1 - mu)) is below lambda * c_g; so the
+same lambda prunes far less in a short run (digits, ~100 steps: ~0.1) than in a long one
+(MNIST, ~7,500 steps: ~2e-3).
+Deletion: a group is deleted when ||w_g|| <= threshold * rms(W) * sqrt(|g|) ('relative': the
+group's RMS weight is at most ``threshold`` times the matrix's RMS weight) or ||w_g|| <=
+threshold ('absolute'), in every selected matrix (also one whose lambda is 0). Deleted groups
+are zeroed and masked (``weight_mask`` buffer, group_scissor.masks): they stay zero through
+fine-tuning (masks re-applied after every step), checkpoint.pt / resume.pt (the mask is a
+buffer; checkpoint.conform_model re-creates it on load) and export (the mapper reads the zeros).
+``lowrank.merge`` keeps zeros, not masks: U @ V has a zero row where a whole row of U is zero
+(the input is deleted in every tile of U) and a zero column where a whole column of V is zero;
+a group deleted in one tile of U or V is generally not a zero of the product, and the merged
+layer has no weight_mask. Map the pair (U and V), not the merged product.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from group_scissor.lowrank import layer_matrix
+from group_scissor.masks import apply_masks, masked_layers, set_mask
+from group_scissor.train import Callback
+
+METHODS = ("prox", "subgradient")
+THRESHOLD_MODES = ("relative", "absolute")
+
+
+@dataclass(frozen=True)
+class GroupLassoConfig:
+    """How strongly to regularize which matrices, and when a group counts as deleted."""
+
+    lambda_: float | Mapping[str, float] = 2e-3
+    """Penalty strength: one float for every matrix, or a dict keyed by matrix name ('fc1.U'),
+    layer name ('fc1': both factors) or '*' (every other matrix; absent: 0)."""
+    sqrt_size_weighting: bool = False
+    """Scale each group's norm by sqrt(|g|), its number of real weights."""
+    method: str = "prox"
+    """'prox' (group soft-threshold after each step) or 'subgradient' (penalty in the loss)."""
+    threshold: float = 0.05
+    """Deletion threshold on a group's norm (see threshold_mode); 0 deletes exactly-zero groups
+    only. Prox-SGD leaves groups hovering near 0 (gradient noise kicks them out of 0 between
+    prox steps); 0.05 relative (group RMS <= 5 % of the matrix RMS) catches them."""
+    threshold_mode: str = "relative"
+    """'relative': ||w_g|| <= threshold * rms(W) * sqrt(|g|); 'absolute': ||w_g|| <= threshold."""
+    layers: tuple[str, ...] | None = None
+    """Matrix or layer names to regularize; None: every matrix the mapper maps."""
+
+    def __post_init__(self) -> None:
+        lam = self.lambda_
+        items = lam.items() if isinstance(lam, Mapping) else [("lambda", lam)]
+        for key, v in items:
+            if not isinstance(key, str):
+                raise TypeError(f"GroupLassoConfig: lambda_ keys must be names, got {key!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
+                    or not math.isfinite(v):
+                raise ValueError(f"GroupLassoConfig: lambda for {key!r} must be a finite number "
+                                 f">= 0, got {v!r}")
+        if isinstance(lam, Mapping):
+            object.__setattr__(self, "lambda_", {k: float(v) for k, v in lam.items()})
+        if self.method not in METHODS:
+            raise ValueError(f"GroupLassoConfig: method must be one of {METHODS}, got "
+                             f"{self.method!r}")
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise ValueError(f"GroupLassoConfig: threshold_mode must be one of {THRESHOLD_MODES},"
+                             f" got {self.threshold_mode!r}")
+        if not (self.threshold >= 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"GroupLassoConfig: threshold must be a finite number >= 0, got "
+                             f"{self.threshold!r}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+
+    def lambda_for(self, matrix: str, layer: str) -> float:
+        """Strength for matrix ``matrix`` of layer ``layer``."""
+        lam = self.lambda_
+        if not isinstance(lam, Mapping):
+            return float(lam)
+        for key in (matrix, layer, "*"):
+            if key in lam:
+                return lam[key]
+        return 0.0
+
+
+# ---- groups of one matrix ------------------------------------------------------------------------
+
+def tile_grid(n: int, m: int, rows: int, lcols: int) -> tuple[int, int]:
+    """(A, B) = (ceil(N / rows), ceil(M / lcols))."""
+    return -(-n // rows), -(-m // lcols)
+
+
+def tiled(w: torch.Tensor, rows: int, lcols: int) -> torch.Tensor:
+    """w (N, M) -> zero-padded t (A, rows, B, lcols), t[a, i, b, j] = w[a*rows + i, b*lcols + j]."""
+    na, nb = tile_grid(*w.shape, rows, lcols)
+    w = F.pad(w, (0, nb * lcols - w.shape[1], 0, na * rows - w.shape[0]))
+    return w.reshape(na, rows, nb, lcols)
+
+
+def group_sizes(n: int, m: int, rows: int, lcols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real weights per group: input groups (A, rows, B), output groups (A, B, lcols); 0 marks a
+    padding group (a row beyond N or a column beyond M)."""
+    na, nb = tile_grid(n, m, rows, lcols)
+    h = (n - rows * torch.arange(na)).clamp(max=rows)  # (A,) real rows per row block
+    wd = (m - lcols * torch.arange(nb)).clamp(max=lcols)  # (B,) real cols per column block
+    row_real = (torch.arange(na * rows) < n).reshape(na, rows, 1)
+    col_real = (torch.arange(nb * lcols) < m).reshape(1, nb, lcols)
+    return row_real * wd.reshape(1, 1, nb), col_real * h.reshape(na, 1, 1)
+
+
+class TileGroups:
+    """The input and output groups of one N x M matrix on a rows x lcols tile grid.
+
+    Works on wt = w.T (M, N), the memory order of a Linear/Conv2d weight. Norms: its squares go
+    into a zero-padded buffer viewed as (B, lcols, A, rows), the (A, rows, B, lcols) tiling of
+    the module docstring transposed; input-group norms sum over axis 1, output-group norms over
+    axis 3. Per-group factors broadcast onto tile-aligned views of wt (``_views``: rows of wt by
+    column blocks, (k, lcols, N) + the partial last block; columns by row blocks, (M, k, rows) +
+    the partial last one), never a padded copy. Buffers and views are cached per dtype and
+    weight tensor: dispatch overhead and memory passes, not arithmetic, are what a small
+    network pays."""
+
+    def __init__(self, n: int, m: int, rows: int, lcols: int, sqrt_size: bool = False):
+        self.n, self.m, self.rows, self.lcols = n, m, rows, lcols
+        self.na, self.nb = tile_grid(n, m, rows, lcols)
+        s_in, s_out = group_sizes(n, m, rows, lcols)
+        self.sizes = s_in, s_out
+        c = (lambda s: s.double().sqrt()) if sqrt_size else (lambda s: (s > 0).double())
+        self.c_in, self.c_out = c(s_in), c(s_out)
+        """c_g: (A, rows, B) and (A, B, lcols); 0 for padding groups."""
+        self._cache: dict = {}
+
+    def _state(self, wt: torch.Tensor) -> dict:
+        """Per dtype: a zero-padded (B*lcols, A*rows) buffer for the squares, c_g in the
+        (B, A, rows) / (B, lcols, A) layouts and ones of those shapes; per weight tensor: its
+        tile-aligned views."""
+        if wt.shape != (self.m, self.n):
+            raise ValueError(f"matrix of shape {tuple(wt.T.shape)} given to the groups of a "
+                             f"{self.n}x{self.m} matrix")
+        st = self._cache.get(wt.dtype)
+        if st is None:
+            c_in = self.c_in.permute(2, 0, 1).contiguous().to(wt.dtype)
+            c_out = self.c_out.permute(1, 2, 0).contiguous().to(wt.dtype)
+            buf = wt.new_zeros(self.nb * self.lcols, self.na * self.rows)  # pad stays 0
+            st = self._cache[wt.dtype] = {
+                "sq": buf[: self.m, : self.n], "sq4": buf.view(self.nb, self.lcols, self.na,
+                                                               self.rows),
+                "c_in": c_in, "c_out": c_out, "ones_in": torch.ones_like(c_in),
+                "ones_out": torch.ones_like(c_out), "wt": None}
+        key = (wt.data_ptr(), wt.stride())  # the cached views keep their tensor alive
+        if st["wt"] is None or st["wt"][0] != key:
+            st["wt"] = (key, self._views(wt.detach(), "in"), self._views(wt.detach(), "out"))
+        return st
+
+    def _views(self, x: torch.Tensor, kind: str) -> list[torch.Tensor]:
+        """x (M, N) cut along tile boundaries: 'in' -> rows of x in whole column blocks
+        (k, lcols, N) and the partial last block; 'out' -> columns in whole row blocks
+        (M, k, rows) and the partial last one."""
+        if kind == "in":
+            k, c = self.m // self.lcols, self.lcols
+            return ([x[: k * c].view(k, c, self.n)] if k else []) + (
+                [x[k * c:]] if k < self.nb else [])
+        k, r = self.n // self.rows, self.rows
+        return ([x[:, : k * r].view(self.m, k, r)] if k else []) + (
+            [x[:, k * r:]] if k < self.na else [])
+
+    def _factors(self, f: torch.Tensor, kind: str) -> list[torch.Tensor]:
+        """Per-group factors f_in (B, A, rows) or f_out (B, lcols, A), viewed to broadcast
+        against ``_views(x, kind)``."""
+        if kind == "in":
+            f, k = f.view(self.nb, -1)[:, : self.n], self.m // self.lcols  # (B, N)
+            return ([f[:k].unsqueeze(1)] if k else []) + ([f[k]] if k < self.nb else [])
+        f, k = f.view(-1, self.na)[: self.m], self.n // self.rows  # (M, A)
+        return ([f[:, :k].unsqueeze(2)] if k else []) + ([f[:, k:]] if k < self.na else [])
+
+    def _norms_t(self, wt: torch.Tensor, which: str = "both"):
+        """Input-group norms (B, A, rows) and/or output-group norms (B, lcols, A) of wt (M, N);
+        padding groups are 0."""
+        st = self._state(wt)
+        torch.mul(wt.detach(), wt.detach(), out=st["sq"])
+        n_in = st["sq4"].sum(1).sqrt_() if which != "out" else None
+        n_out = st["sq4"].sum(3).sqrt_() if which != "in" else None
+        return n_in, n_out
+
+    @torch.no_grad()
+    def norms(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """w (N, M) -> input-group norms (A, rows, B), output-group norms (A, B, lcols)."""
+        n_in, n_out = self._norms_t(w.T)
+        return n_in.permute(1, 2, 0), n_out.permute(2, 0, 1)
+
+    def penalty(self, w: torch.Tensor) -> torch.Tensor:
+        """sum_g c_g ||w_g||_2 over input and output groups of w (N, M); differentiable, with
+        gradient 0 on a zero group (the masked subgradient)."""
+        return _GroupLassoFn.apply(w.T, self)
+
+    @torch.no_grad()
+    def prox_(self, w: torch.Tensor, step: float) -> None:
+        """In place on w (N, M), a view of the weight: input groups w_g *= max(0, 1 - step*c_g/
+        ||w_g||), then output groups likewise, with their norms after the first shrink.
+        ``step`` = lr * lambda."""
+        if step <= 0:
+            return
+        wt = w.T
+        st = self._state(wt)
+        for kind in ("in", "out"):
+            n = self._norms_t(wt, kind)[kind == "out"]
+            # 1 - step*c/n, clamped at 0 (a zero group: -inf -> 0; padding NaNs are never used)
+            f = torch.addcdiv(st[f"ones_{kind}"], st[f"c_{kind}"], n, value=-step).clamp_min_(0)
+            for x, fx in zip(st["wt"][1 if kind == "in" else 2], self._factors(f, kind),
+                             strict=True):
+                x.mul_(fx)
+
+    @torch.no_grad()
+    def dead(self, w: torch.Tensor, threshold: float, mode: str = "relative"):
+        """Bool (A, rows, B), (A, B, lcols): groups at or under the threshold (padding: False).
+        relative: ||w_g|| <= threshold * rms(w) * sqrt(|g|); absolute: ||w_g|| <= threshold."""
+        sq = tiled(w.double().square(), self.rows, self.lcols)  # (A, rows, B, lcols)
+        n_in, n_out = sq.sum(3).sqrt(), sq.sum(1).sqrt()
+        s_in, s_out = self.sizes
+        if mode == "relative":
+            rms = w.double().square().mean().sqrt()
+            t_in, t_out = (threshold * rms * s_in.double().sqrt(),
+                           threshold * rms * s_out.double().sqrt())
+        elif mode == "absolute":
+            t_in = t_out = torch.tensor(float(threshold), dtype=torch.float64)
+        else:
+            raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+        return (n_in <= t_in) & (s_in > 0), (n_out <= t_out) & (s_out > 0)
+
+    def keep_mask(self, dead_in: torch.Tensor, dead_out: torch.Tensor) -> torch.Tensor:
+        """(N, M) bool: the weights in no dead group."""
+        dead = dead_in.unsqueeze(3) | dead_out.unsqueeze(1)  # (A, rows, B, lcols)
+        return ~dead.reshape(self.na * self.rows, self.nb * self.lcols)[: self.n, : self.m]
+
+
+class _GroupLassoFn(torch.autograd.Function):
+    """sum_g c_g ||w_g|| of wt = w.T (M, N); backward in two passes over the weights:
+    grad * wt * (c_in/||g_in|| + c_out/||g_out||), 0 on zero groups."""
+
+    @staticmethod
+    def forward(ctx, wt, groups: TileGroups):
+        st = groups._state(wt)
+        n_in, n_out = groups._norms_t(wt)
+        ctx.groups = groups
+        ctx.save_for_backward(wt, torch.div(st["c_in"], n_in).nan_to_num_(0, 0, 0),
+                              torch.div(st["c_out"], n_out).nan_to_num_(0, 0, 0))
+        return (n_in * st["c_in"]).sum() + (n_out * st["c_out"]).sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        wt, f_in, f_out = ctx.saved_tensors
+        groups, st, out = ctx.groups, ctx.groups._state(wt), torch.empty_like(wt)
+        for o, x, f in zip(groups._views(out, "in"), st["wt"][1],
+                           groups._factors(f_in * grad, "in"), strict=True):
+            torch.mul(x, f, out=o)
+        for o, x, f in zip(groups._views(out, "out"), st["wt"][2],
+                           groups._factors(f_out * grad, "out"), strict=True):
+            o.addcmul_(x, f)
+        return out, None
+
+
+def group_lasso_penalty(w: torch.Tensor, rows: int, lcols: int, lam: float = 1.0,
+                        sqrt_size: bool = False) -> torch.Tensor:
+    """lam * sum over input and output groups of c_g ||w_g||_2 for w (N, M); a scalar."""
+    return lam * TileGroups(*w.shape, rows, lcols, sqrt_size).penalty(w)
+
+
+# ---- the matrices of a model --------------------------------------------------------------------
+
+@dataclass(eq=False)
+class GroupedMatrix:
+    """One mapped matrix under the group Lasso."""
+
+    name: str
+    """Mapper's matrix name ('conv1', 'fc1.U')."""
+    layer: str
+    """Mapper's layer name ('fc1' for both factors of a pair)."""
+    module: nn.Module
+    """The Linear/Conv2d holding the weight; its matrix is layer_matrix(module), a view."""
+    lam: float
+    groups: TileGroups
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        return layer_matrix(self.module)  # (N, M), a view of module.weight
+
+
+def grouped_matrices(model: nn.Module, rows: int, lcols: int,
+                     config: GroupLassoConfig) -> list[GroupedMatrix]:
+    """The matrices the mapper would map (mapping.extract.find_layers), restricted to
+    ``config.layers``; raises ValueError naming the valid names for an unknown one."""
+    from mapping.extract import find_layers
+
+    found = [(m.name, lay.name, m.module) for lay in find_layers(model) for m in lay.matrices]
+    if config.layers is not None:
+        names = {x for n, lay, _ in found for x in (n, lay)}
+        unknown = [x for x in config.layers if x not in names]
+        if unknown:
+            raise ValueError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "
+                             f"{', '.join(n for n, _, _ in found)}")
+        found = [f for f in found if f[0] in config.layers or f[1] in config.layers]
+    for name, _, module in found:
+        if not module.weight.is_contiguous():  # prox_ works in place on a view of the weight
+            raise ValueError(f"group Lasso: the weight of {name!r} is not contiguous (e.g. "
+                             "channels_last); call model.to(memory_format=torch.contiguous_format)")
+    return [GroupedMatrix(name, layer, module, config.lambda_for(name, layer),
+                          TileGroups(*layer_matrix(module).shape, rows, lcols,
+                                     config.sqrt_size_weighting))
+            for name, layer, module in found]
+
+
+def group_stats(mats: list[GroupedMatrix]) -> dict:
+    """Counts of real and exactly-zero input/output groups, and the penalty lam * sum c_g ||w_g||."""
+    d = {"input_groups": 0, "zero_input_groups": 0, "output_groups": 0, "zero_output_groups": 0,
+         "penalty": 0.0}
+    for g in mats:
+        n_in, n_out = g.groups.norms(g.matrix)
+        s_in, s_out = g.groups.sizes
+        d["input_groups"] += int((s_in > 0).sum())
+        d["output_groups"] += int((s_out > 0).sum())
+        d["zero_input_groups"] += int(((n_in == 0) & (s_in > 0)).sum())
+        d["zero_output_groups"] += int(((n_out == 0) & (s_out > 0)).sum())
+        d["penalty"] += g.lam * float((n_in * g.groups.c_in).sum() + (n_out * g.groups.c_out).sum())
+    return d
+
+
+@torch.no_grad()
+def delete_groups(mats: list[GroupedMatrix], threshold: float,
+                  mode: str = "relative") -> dict[str, dict[str, int]]:
+    """Zero and mask (``weight_mask``, combined with any existing mask) every group at or under
+    the threshold. Returns {matrix: {'input': deleted input groups, 'output': ...}}."""
+    report = {}
+    for g in mats:
+        w = g.matrix
+        d_in, d_out = g.groups.dead(w, threshold, mode)
+        keep = g.groups.keep_mask(d_in, d_out).T  # (M, N): the weight's orientation
+        old = getattr(g.module, "weight_mask", None)
+        mask = keep.to(w.dtype) if old is None else old.reshape(keep.shape) * keep
+        set_mask(g.module, mask)
+        report[g.name] = {"input": int(d_in.sum()), "output": int(d_out.sum())}
+    return report
+
+
+# ---- trainer callbacks --------------------------------------------------------------------------
+
+class GroupLasso(Callback):
+    """Regularize (prox or subgradient) until optimizer step ``delete_step``, then delete the
+    groups under the threshold and keep them at 0 (masks re-applied after every step) while
+    the remaining steps fine-tune. ``delete_step`` None: delete when training ends."""
+
+    name = "group_lasso"
+
+    def __init__(self, config: GroupLassoConfig, rows: int, lcols: int,
+                 delete_step: int | None = None):
+        self.config, self.rows, self.lcols, self.delete_step = config, rows, lcols, delete_step
+        self.mats: list[GroupedMatrix] = []
+        self.deleted: dict | None = None  # {"step": s, "groups": {matrix: {...}}} once deleted
+        self._masked = False
+
+    def on_train_begin(self, trainer) -> None:
+        self.mats = grouped_matrices(trainer.module, self.rows, self.lcols, self.config)
+        self._masked = bool(masked_layers(trainer.module))
+        if self.deleted is None and self.delete_step is not None and trainer.step >= self.delete_step:
+            self._delete(trainer)  # e.g. no regularized steps at all
+
+    def penalty(self, trainer):
+        if self.config.method != "subgradient" or self.deleted is not None:
+            return None
+        terms = [g.lam * g.groups.penalty(g.matrix) for g in self.mats if g.lam]
+        return torch.stack(terms).sum() if terms else None
+
+    def after_step(self, trainer) -> None:
+        if self.deleted is None:
+            if self.config.method == "prox":
+                lr = trainer.optimizer.param_groups[0]["lr"]
+                for g in self.mats:
+                    if g.lam:
+                        g.groups.prox_(g.matrix, lr * g.lam)
+            if self.delete_step is not None and trainer.step >= self.delete_step:
+                self._delete(trainer)
+        if self._masked:
+            apply_masks(trainer.module)
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        metrics["group_lasso"] = {**group_stats(self.mats),
+                                  "deleted": self.deleted is not None}
+
+    def on_train_end(self, trainer) -> None:
+        if self.deleted is None:
+            self._delete(trainer)
+
+    def _delete(self, trainer) -> None:
+        groups = delete_groups(self.mats, self.config.threshold, self.config.threshold_mode)
+        self.deleted = {"step": trainer.step, "groups": groups}
+        self._masked = True
+
+    def state_dict(self) -> dict:
+        return {"deleted": self.deleted}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.deleted = state.get("deleted")
+
+
+class KeepMasks(Callback):
+    """Fine-tuning with fixed masks: re-zero the masked weights after every optimizer step."""
+
+    name = "keep_masks"
+
+    def after_step(self, trainer) -> None:
+        apply_masks(trainer.module)

@@ -1,0 +1,219 @@
+"""The prune stage (Group Scissor step 2, group connection deletion): train a (rank-clipped)
+model with the crossbar-aligned group Lasso, delete the groups that went to zero, fine-tune with
+the deletions masked, then map it and count the wires it no longer needs.
+
+    cfg = PruneConfig(lambda_=1e-3, fine_tune_epochs=2)
+    result = prune_stage("lenet", "mnist", None, TrainConfig(epochs=10), cfg, Path("runs/prune"),
+                         checkpoint="runs/clip/checkpoint.pt")
+
+Writes into ``out``: checkpoint.pt, resume.pt, metrics.json (Trainer; metrics.json gains the
+final wire figures), config.json, wires.json, tiles.png and the mapper's mapping.json/.csv/.txt.
+
+wires.json (all counts on the logical tile grid, hardware-model.md sections 2-4):
+  crossbar                     {rows, cols, encoding, lcols}
+  layers[]                     per layer: name, shape, rank, input_wires, output_wires, wires,
+                               nets, crossbars, dense {input_wires, output_wires, wires, nets,
+                               crossbars} (the layer as one dense N x M matrix), wire_ratio, and
+                               matrices[] (U and V of a pair): name, shape, grid, input_wires,
+                               output_wires, wires, nets, crossbars, input_groups, output_groups,
+                               zero_input_groups, zero_output_groups
+  total, dense_baseline, before  {input_wires, output_wires, wires, nets, crossbars, cells}
+                               (before: the checkpoint as loaded, before pruning)
+  wire_ratio                   total wires / dense baseline wires
+  net_ratio, crossbar_area_ratio, cell_area_ratio   same, for nets, crossbars and cells
+An input wire is a live input-wire group (a row with a non-zero weight in the tile), an output
+wire a live output-wire group, so input_wires = input_groups - zero_input_groups.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+import models
+from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
+from group_scissor.io import _atomic, write_json
+from group_scissor.stages import check_out_dir, prepare
+from group_scissor.train import TrainConfig, Trainer, TrainResult
+
+
+@dataclass(frozen=True)
+class PruneConfig(GroupLassoConfig):
+    """Group connection deletion as a stage: the group Lasso (see GroupLassoConfig) for the
+    first epochs - fine_tune_epochs, deletion, then fine-tuning with the deletions masked."""
+
+    fine_tune_epochs: float = 1.0
+    """Final epochs trained without the penalty, deleted groups held at zero by masks."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.fine_tune_epochs >= 0 and math.isfinite(self.fine_tune_epochs)):
+            raise ValueError(f"PruneConfig: fine_tune_epochs must be >= 0, got "
+                             f"{self.fine_tune_epochs!r}")
+
+    def group_lasso(self) -> GroupLassoConfig:
+        d = asdict(self)
+        d.pop("fine_tune_epochs")
+        return GroupLassoConfig(**d)
+
+
+def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
+                prune_cfg: PruneConfig, out: Path, checkpoint=None, resume: bool = False,
+                force: bool = False, progress: bool = True, crossbar: str = "64x64",
+                encoding: str = "differential") -> TrainResult:
+    """Load ``model_name`` (from ``checkpoint``, e.g. a clip stage's), train with the group
+    Lasso for crossbar ``crossbar``/``encoding``, delete, fine-tune; write the artifacts above.
+    ``result.extra['wires']`` holds wires.json."""
+    from mapping.spec import CrossbarSpec
+
+    out = Path(out)
+    spec = CrossbarSpec.parse(crossbar, encoding=encoding)
+    if prune_cfg.fine_tune_epochs >= train_cfg.epochs:
+        raise ValueError(f"fine_tune_epochs ({prune_cfg.fine_tune_epochs}) must be smaller than "
+                         f"epochs ({train_cfg.epochs}): the group Lasso needs regularized epochs")
+    check_out_dir(out, resume, force)
+    model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
+    input_shape = models.info(model_name).input_shape
+    grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now
+    before = _totals(_map(model, spec, input_shape))
+    gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols)
+    meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
+    trainer = Trainer(model, data, train_cfg, out, callbacks=[gl], meta=meta, progress=progress)
+    gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
+                                                 * trainer.steps_per_epoch)
+    if trainer.is_main:
+        write_json(out / "config.json", {
+            **meta, "train": asdict(train_cfg), "prune": asdict(prune_cfg),
+            "crossbar": spec.to_dict(), "delete_step": gl.delete_step,
+            "init_checkpoint": checkpoint})
+    result = trainer.fit(resume=resume)
+    result.is_main = trainer.is_main
+    if trainer.is_main:
+        from mapping.report import write_reports
+
+        mapped = _map(result.model, spec, input_shape)
+        wires = {**wire_report(mapped), "before": before, "deleted": gl.deleted}
+        write_json(out / "wires.json", wires)
+        plot_tiles(mapped, out / "tiles.png")
+        write_reports(mapped, out, {"model": model_name, "stage": "prune",
+                                    "checkpoint": str(out / "checkpoint.pt")})
+        summary = {k: wires[k] for k in ("wire_ratio", "net_ratio", "crossbar_area_ratio",
+                                         "cell_area_ratio")}
+        write_json(out / "metrics.json", {**trainer.metrics(), **summary,
+                                          "wires": wires["total"]["wires"],
+                                          "dense_wires": wires["dense_baseline"]["wires"]})
+        result.extra["wires"] = wires
+    return result
+
+
+def _map(model, spec, input_shape):
+    from mapping.network import map_model
+
+    return map_model(model, spec, input_shape)
+
+
+def _net_sums(nets) -> dict[str, dict[str, int]]:
+    """matrix name -> input_wires, output_wires, nets."""
+    out: dict[str, dict[str, int]] = {}
+    for n in nets:
+        d = out.setdefault(n.matrix, {"input_wires": 0, "output_wires": 0, "nets": 0})
+        d[f"{n.kind}_wires"] += n.width
+        d["nets"] += 1
+    return out
+
+
+def _figures(sums: dict, crossbars: int) -> dict[str, int]:
+    i, o = sums.get("input_wires", 0), sums.get("output_wires", 0)
+    return {"input_wires": i, "output_wires": o, "wires": i + o, "nets": sums.get("nets", 0),
+            "crossbars": crossbars}
+
+
+def _totals(mapped) -> dict[str, int]:
+    i = sum(n.width for n in mapped.nets if n.kind == "input")
+    return {"input_wires": i, "output_wires": mapped.total_wires - i,
+            "wires": mapped.total_wires, "nets": len(mapped.nets),
+            "crossbars": mapped.n_crossbars, "cells": mapped.cells}
+
+
+def wire_report(mapped) -> dict:
+    """wires.json (module docstring) for a MappedNetwork."""
+    dense = mapped.dense_baseline()
+    sums, dsums = _net_sums(mapped.nets), _net_sums(dense.nets)
+    layers = []
+    for layer, dlayer in zip(mapped.layers, dense.layers, strict=True):
+        mats = []
+        for mm in layer.matrices:
+            (na, nb), (n, m) = mm.grid, mm.shape
+            mats.append({"name": mm.name, "shape": [n, m], "grid": [na, nb],
+                         **_figures(sums.get(mm.name, {}), mm.n_crossbars),
+                         "input_groups": n * nb, "output_groups": na * m,
+                         "zero_input_groups": int(n * nb - mm.row_nonzero.sum()),
+                         "zero_output_groups": int(na * m - mm.col_nonzero.sum())})
+        tot = {k: sum(x[k] for x in mats) for k in ("input_wires", "output_wires", "nets")}
+        d = _figures(dsums.get(dlayer.name, {}), dlayer.n_crossbars)
+        layers.append({"name": layer.name, "shape": list(layer.shape), "rank": layer.rank,
+                       **_figures(tot, layer.n_crossbars), "dense": d,
+                       "wire_ratio": (tot["input_wires"] + tot["output_wires"]) / d["wires"],
+                       "matrices": mats})
+    total, base = _totals(mapped), _totals(dense)
+    s = mapped.spec
+    return {"crossbar": {"rows": s.rows, "cols": s.cols, "encoding": s.encoding,
+                         "lcols": s.lcols},
+            "layers": layers, "total": total, "dense_baseline": base,
+            "wire_ratio": total["wires"] / base["wires"],
+            "net_ratio": total["nets"] / base["nets"],
+            "crossbar_area_ratio": mapped.crossbar_area_ratio,
+            "cell_area_ratio": mapped.cell_area_ratio}
+
+
+def tile_status(mm) -> np.ndarray:
+    """(N, M) uint8 per weight of a MappedMatrix: 0 live, 1 zero inside live groups, 2 in a
+    deleted input group only, 3 in a deleted output group only, 4 in both."""
+    n, m = mm.shape
+    dead_in = ~mm.row_nonzero[:, np.arange(m) // mm.tile_cols]  # (N, M)
+    dead_out = ~mm.col_nonzero[np.arange(n) // mm.tile_rows, :]  # (N, M)
+    status = np.where(mm.weights != 0, 0, 1).astype(np.uint8)
+    status[dead_in] = 2
+    status[dead_out] = 3
+    status[dead_in & dead_out] = 4
+    return status
+
+
+def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
+    """One panel per matrix: its weights on the tile grid, deleted groups coloured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    mats = mapped.matrices
+    ncol = min(4, len(mats))
+    nrow = -(-len(mats) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow + 0.6), squeeze=False)
+    colors = ["#1f4e79", "#d9d9d9", "#f28e2b", "#59a14f", "#e15759"]
+    labels = ["live weight", "zero weight", "input wire deleted", "output wire deleted", "both"]
+    for ax, mm in zip(axes.flat, mats, strict=False):
+        status = tile_status(mm)
+        n, m = mm.shape
+        step = max(1, math.ceil(math.sqrt(n * m / max_pixels)))  # subsample huge matrices
+        ax.imshow(status[::step, ::step], cmap=ListedColormap(colors), vmin=0, vmax=4,
+                  interpolation="nearest", aspect="auto", extent=(0, m, n, 0))
+        for a in range(1, mm.grid[0]):
+            ax.axhline(a * mm.tile_rows, color="k", lw=0.6)
+        for b in range(1, mm.grid[1]):
+            ax.axvline(b * mm.tile_cols, color="k", lw=0.6)
+        ax.set_title(f"{mm.name} {n}x{m}: {mm.n_crossbars}/{mm.grid[0] * mm.grid[1]} tiles\n"
+                     f"in {mm.input_wires}/{n * mm.grid[1]}, out {mm.output_wires}/"
+                     f"{mm.grid[0] * m} wires", fontsize=8)
+        ax.set(xlabel="outputs (logical columns)", ylabel="inputs (rows)")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(mats):]:
+        ax.axis("off")
+    fig.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(colors, labels, strict=True)],
+               loc="lower center", ncol=5, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
