@@ -45,7 +45,7 @@ RECIPES = {
         clip=dict(tolerance=0.03, clip_interval=300, tolerance_ramp_epochs=2,
                   fine_tune_epochs=8)),
 }
-REG_STRENGTH = {"plain": 0.0, "nuclear": 1e-4, "force": 1e-4}
+REG_STRENGTH = {"plain": 0.0, "nuclear": 5e-4, "force": 1e-6}
 
 
 def dense_epoch_seconds(model_name, data, cfg, checkpoint) -> float:
@@ -67,7 +67,16 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/bench")
     ap.add_argument("--record-as-main", action="store_true",
                     help="also record this run as the model's headline figure")
+    ap.add_argument("--select", metavar="TAG", default=None,
+                    help="only make the recorded run TAG (e.g. plain-tol0.05) the headline")
     args = ap.parse_args()
+    path = Path(__file__).parent / "results" / "rank_clipping.json"
+    if args.select:
+        allres = json.loads(path.read_text())
+        allres[args.model] = {**allres[f"{args.model}_methods"][args.select],
+                              "selected_by": "python " + " ".join(sys.argv)}
+        write_json(path, allres)
+        return
     r = RECIPES[args.model]
     dense_dir = Path(args.runs) / args.model
     baseline = json.loads((dense_dir / "metrics.json").read_text())
@@ -115,7 +124,6 @@ def main() -> None:
     for size, f in per_size.items():
         print(f"{size:10s}{f['dense_crossbars']:10d}{f['n_crossbars']:10d}  crossbars")
     print(f"{'epoch s':10s}{dense_s:10.1f}{figures['epoch_seconds_clipped'][-1]:10.1f}")
-    path = Path(__file__).parent / "results" / "rank_clipping.json"
     allres = json.loads(path.read_text()) if path.is_file() else {}
     allres.setdefault(f"{args.model}_methods", {})[tag] = figures
     if args.record_as_main or args.model not in allres:

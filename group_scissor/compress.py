@@ -128,7 +128,7 @@ def plot_ranks(history: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from group_scissor.io import _atomic
+    from group_scissor.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in history[0]["ranks"] if history else []:
@@ -137,7 +137,7 @@ def plot_ranks(history: list[dict], path: Path) -> None:
     ax.set(xlabel="iteration", ylabel="rank", yscale="log", title="rank clipping")
     ax.legend()
     fig.tight_layout()
-    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 import models
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
-from group_scissor.io import _atomic, write_json
+from group_scissor.io import save_figure, write_json
 from group_scissor.stages import check_out_dir, prepare
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
@@ -215,5 +215,5 @@ def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
     fig.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(colors, labels, strict=True)],
                loc="lower center", ncol=5, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from group_scissor.io import save_figure
 from mapping.design import Design
 from mapping.placement import Placement
 from mapping.routing import Routing
@@ -197,12 +198,7 @@ def routes_to_dict(design: Design, routing: Routing) -> dict:
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def plot_floorplan(design: Design, placement: Placement, routing: Routing | None,

@@ -8,9 +8,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from group_scissor.io import write_text
 
 CSV_FIELDS = ("name", "kind", "rows", "cols", "rank", "grid", "n_crossbars", "baseline_crossbars",
               "cells", "baseline_cells", "utilization", "nonzeros", "input_wires", "output_wires",
@@ -113,27 +114,12 @@ def format_table(net) -> str:
     ])
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_reports(net, out_dir: str | os.PathLike, extra: dict | None = None) -> dict[str, Path]:
     """Write mapping.json (to_dict + ``extra``), mapping.csv and mapping.txt into ``out_dir``."""
     out = Path(out_dir)
     d = {**(extra or {}), **to_dict(net)}
     return {
-        "json": atomic_write_text(out / "mapping.json", json.dumps(d, indent=2) + "\n"),
-        "csv": atomic_write_text(out / "mapping.csv", to_csv(net)),
-        "txt": atomic_write_text(out / "mapping.txt", format_table(net) + "\n"),
+        "json": write_text(out / "mapping.json", json.dumps(d, indent=2) + "\n"),
+        "csv": write_text(out / "mapping.csv", to_csv(net)),
+        "txt": write_text(out / "mapping.txt", format_table(net) + "\n"),
     }

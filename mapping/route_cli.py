@@ -9,24 +9,20 @@ The pipeline calls ``place_and_route(mapped, folder, place_cfg, route_cfg)`` dir
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from group_scissor.io import write_json
 from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
 from mapping.placement import PlaceConfig, place
 from mapping.routing import RouteConfig, route
 
 
 def _write_json(path: Path, obj) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=lambda o: o.item()
-                              if hasattr(o, "item") else str(o)))
-    os.replace(tmp, path)
-    return path
+    return write_json(path, obj, indent=1)
 
 
 def _same(a, b) -> bool:

@@ -1,14 +1,10 @@
 """Shared helpers: accept a Design or a MappedNetwork, check it, and write files atomically."""
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from group_scissor.io import atomic_open  # noqa: F401  (re-exported for the writers)
 from mapping.design import Design
 
 ENCODINGS = ("differential", "offset", "unsigned")
@@ -90,21 +86,3 @@ def check_design(design: Design, *, need_weights: bool = False) -> None:
                                "weights (MappedNetwork.design.tile_weights) to export them")
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success rename it onto ``path`` (never partial)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproduce the LeNet figures of the Group Scissor paper's table (DAC 2017: crossbar area
+# 13.62 %, routing area 8.1 % of dense) with the committed benchmarks, in order:
+#   1. dense LeNet on MNIST                      -> runs/bench/lenet
+#   2. rank clipping, tolerance 0.05             -> runs/bench/lenet-clip-plain-tol0.05
+#   3. group connection deletion (64x64 groups)  -> runs/bench/lenet-prune
+#   4. placement + routing of the pruned chip and its dense baseline -> runs/bench/lenet-route
+# Figures land in benchmarks/results/{train_dense_lenet,rank_clipping,group_deletion}.json and
+# runs/bench/lenet-route/routing.json; a summary is printed at the end.
+# Expected wall time on a 2-core machine: about 1 hour (dense ~25 min, clipping ~20 min,
+# group deletion ~20 min, routing < 1 min). Needs MNIST (MNIST/raw/*.gz) in $GROUP_SCISSOR_DATA,
+# ./data or ../shared/datasets. An interrupted training step resumes where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODEL=lenet
+TOL=0.05
+RUNS=runs/bench
+CLIPPED=$RUNS/$MODEL-clip-plain-tol$TOL/checkpoint.pt
+PRUNED=$RUNS/$MODEL-prune/checkpoint.pt
+ROUTE=$RUNS/$MODEL-route
+
+python benchmarks/train_dense.py --model $MODEL
+python benchmarks/rank_clipping.py --model $MODEL --method plain --tolerance $TOL
+python benchmarks/group_deletion.py --model $MODEL --checkpoint "$CLIPPED" \
+    --baseline-metrics "$RUNS/$MODEL/metrics.json" --lambda 2e-3 --epochs 10 --lr 0.01 \
+    --crossbar 64x64
+group-scissor route --model $MODEL --checkpoint "$PRUNED" --crossbar 64x64 --out "$ROUTE"
+
+python - "$MODEL" "plain-tol$TOL" "$ROUTE/routing.json" <<'PY'
+import json, sys
+model, tag, routing = sys.argv[1:]
+clip = json.load(open("benchmarks/results/rank_clipping.json"))[f"{model}_methods"][tag]
+prune = json.load(open("benchmarks/results/group_deletion.json"))[model]
+route = json.load(open(routing))
+print(f"{model}: dense accuracy {clip['baseline_test_accuracy']:.4f}, clipped "
+      f"{clip['test_accuracy']:.4f}, pruned {prune['test_accuracy']:.4f}")
+print(f"cell_area_ratio (crossbar area) {clip['cell_area_ratio']:.2%} after clipping, "
+      f"{prune['cell_area_ratio']:.2%} after deletion; wire_ratio {prune['wire_ratio']:.2%}")
+print(f"routing_area_ratio {route['routing_area_ratio']:.4f} "
+      f"({route['routing_area_ratio']:.2%} of dense; paper 8.1 %)")
+PY
