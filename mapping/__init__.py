@@ -10,7 +10,8 @@
 See hardware-model.md sections 1-3 and mapping/README.md.
 """
 
-from mapping.congestion import RoutingReport, plot_congestion, plot_floorplan, report, routing_area_ratio
+from mapping.congestion import RoutingReport, plot_congestion, plot_floorplan, routing_area_ratio
+from mapping.congestion import report as routing_report
 from mapping.design import Design, Net, Unit
 from mapping.devices import CrossbarSimulator, DeviceModel
 from mapping.extract import DataflowError, UnmappableLayerError
