@@ -21,6 +21,7 @@ def build_report(cfg, out: Path, records: dict) -> dict:
 
     spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)
     mapping = _load(out / "4-map" / "mapping.json")
+    clip_map = _load(out / "2-clip" / "mapping.json")
     routing = _load(out / "5-route" / "routing.json")
     wires = _load(out / "3-prune" / "wires.json")
     ranks = _load(out / "2-clip" / "ranks.json")
@@ -45,6 +46,11 @@ def build_report(cfg, out: Path, records: dict) -> dict:
     return {
         "model": cfg.model, "dataset": cfg.dataset, "crossbar": spec.to_dict(),
         "accuracy": acc,
+        "rank_clipped": {
+            "cell_area_ratio": clip_map.get("cell_area_ratio"),
+            "crossbar_area_ratio": clip_map.get("crossbar_area_ratio"),
+            "wire_ratio": _ratio(clip_map.get("nets", {}).get("total_wires"),
+                                 clip_map.get("baseline", {}).get("total_wires"))},
         "accuracy_drop_points": round(100 * (acc["baseline"] - acc["final"]), 3),
         "layers": layers,
         "n_crossbars": mapping.get("n_crossbars"), "cells": mapping.get("cells"),
@@ -64,6 +70,10 @@ def build_report(cfg, out: Path, records: dict) -> dict:
     }
 
 
+def _ratio(a, b):
+    return None if a is None or not b else a / b
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
@@ -73,7 +83,7 @@ def _num(x) -> str:
 
 
 def report_markdown(rep: dict, out: Path) -> str:
-    a, paper = rep["accuracy"], rep.get("paper") or {}
+    a, paper, rc = rep["accuracy"], rep.get("paper") or {}, rep["rank_clipped"]
     xb = rep["crossbar"]
     lines = [
         f"# Group Scissor report: {rep['model']} on {rep['dataset']}",
@@ -84,7 +94,8 @@ def report_markdown(rep: dict, out: Path) -> str:
         "(% of dense) | wires (% of dense) | accuracy |",
         "|---|---|---|---|---|---|",
         f"| dense baseline | 100 % | 100 % | 100 % | 100 % | {a['baseline']:.4f} |",
-        f"| rank clipping | - | - | - | - | {a['rank_clipped']:.4f} |",
+        f"| rank clipping | {_pct(rc['cell_area_ratio'])} | {_pct(rc['crossbar_area_ratio'])} | "
+        f"- | {_pct(rc['wire_ratio'])} | {a['rank_clipped']:.4f} |",
         f"| Group Scissor (this run) | {_pct(rep['cell_area_ratio'])} | "
         f"{_pct(rep['crossbar_area_ratio'])} | {_pct(rep['routing_area_ratio'])} | "
         f"{_pct(rep['wire_ratio'])} | {a['final']:.4f} |",
@@ -108,7 +119,8 @@ def report_markdown(rep: dict, out: Path) -> str:
               f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks.", "",
               "## Run time per stage (s)", "",
               " | ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), "", "## Plots", ""]
-    for title, rel in (("Rank history", "2-clip/ranks.png"), ("Deleted groups", "3-prune/tiles.png"),
+    for title, rel in (("Cells per layer", "area_per_layer.png"),
+                       ("Rank history", "2-clip/ranks.png"), ("Deleted groups", "3-prune/tiles.png"),
                        ("Floorplan", "5-route/floorplan.png"),
                        ("Congestion", "5-route/congestion.png")):
         if (out / rel).is_file():
@@ -116,6 +128,33 @@ def report_markdown(rep: dict, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_area_per_layer(rep: dict, path: Path) -> None:
+    """Bars of cells per layer: dense baseline against the compressed network."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from group_scissor.io import save_figure
+
+    layers = rep["layers"]
+    names = [layer["name"] for layer in layers]
+    dense = [layer["shape"][0] * layer["shape"][1] for layer in layers]
+    final = [layer["cells"] for layer in layers]
+    x = range(len(names))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar([i - 0.2 for i in x], dense, 0.4, label="dense")
+    ax.bar([i + 0.2 for i in x], final, 0.4, label="Group Scissor")
+    ax.set(xticks=list(x), xticklabels=names, ylabel="cells (logical weights)", yscale="log",
+           title="crossbar area per layer")
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def write_report(rep: dict, out: Path) -> None:
+    if rep["layers"]:
+        plot_area_per_layer(rep, out / "area_per_layer.png")
     write_json(out / "report.json", rep)
     write_text(out / "report.md", report_markdown(rep, out))
