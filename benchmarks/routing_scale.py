@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from group_scissor.io import write_json  # noqa: E402
 from mapping.design import Design, Net, Unit  # noqa: E402
 
 # (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
@@ -188,15 +189,48 @@ def mapped(name: str) -> dict:
     return res
 
 
+def trained(model: str, checkpoint: str) -> dict:
+    """A trained (Group-Scissor-compressed) checkpoint against its dense baseline, both placed
+    and routed with the same settings at 64x64: the routing_area_ratio of the paper."""
+    import models
+    from group_scissor.checkpoint import load_model
+    from mapping.congestion import routing_area_ratio
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+
+    net = map_model(load_model(model, checkpoint), CrossbarSpec(64, 64),
+                    models.info(model).input_shape)
+    dres, rt_dense = place_route(net.dense_baseline().design, 64)
+    res, rt = place_route(net.design, 64)
+    res.update(design=f"{model} trained checkpoint at 64x64", checkpoint=checkpoint,
+               routing_area_ratio=routing_area_ratio(rt, rt_dense),
+               wires_ratio=net.design.total_wires / net.baseline.total_wires,
+               dense={k: dres[k] for k in ("wirelength", "lower_bound", "overflow",
+                                            "wl_over_lb", "seconds")},
+               peak_mb=round(_rss_mb(), 1))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = list(SYNTHETIC) + list(MAPPED)
     ap.add_argument("--only", nargs="*", choices=names, default=names)
+    ap.add_argument("--trained", nargs=2, metavar=("MODEL", "CHECKPOINT"),
+                    help="only route this trained checkpoint and its dense baseline")
     ap.add_argument("--child", choices=names, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:  # one entry in this process, JSON on stdout
         res = synthetic(args.child) if args.child in SYNTHETIC else mapped(args.child)
         print(json.dumps(res))
+        return
+    if args.trained:
+        res = trained(*args.trained)
+        res.update(command="python " + " ".join(sys.argv), date=datetime.now().isoformat())
+        doc = json.loads(RESULTS.read_text())
+        doc["designs"][f"{args.trained[0]}_compressed_trained"] = res
+        write_json(RESULTS, doc, indent=1)
+        print(json.dumps({k: res[k] for k in ("routing_area_ratio", "wires_ratio", "wirelength",
+                                              "lower_bound", "overflow", "seconds")}))
         return
     command = "python benchmarks/routing_scale.py" + (
         "" if args.only == names else " --only " + " ".join(args.only))
@@ -223,9 +257,7 @@ def main() -> None:
            "target": "VGG-16 at 128x128 placed and routed in <= 120 s; LeNet/ConvNet dense at "
                      "64x64: zero overflow at default capacity, wirelength <= 1.15 x lower bound",
            "designs": designs}
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(RESULTS)
+    write_json(RESULTS, doc, indent=1)
     print(f"wrote {RESULTS}")
 
 
