@@ -143,6 +143,15 @@ def _build(cls, d: dict, section: str):
     hints = typing.get_type_hints(cls)
     fixed = {k: tuple(v) if isinstance(v, list) and "tuple" in str(hints[k]) else v
              for k, v in d.items()}
+    for k, v in fixed.items():
+        origin = typing.get_origin(hints[k])
+        if origin is not None and origin not in (typing.Union, types.UnionType):
+            continue  # containers (tuples, dicts) are checked by the config itself
+        kinds = typing.get_args(hints[k]) or (hints[k],)
+        numeric = [t for t in kinds if t in (int, float)]
+        if numeric and not isinstance(v, bool) and not isinstance(v, int | float) and not (
+                v is None and type(None) in kinds):
+            raise UsageError(f"{section}.{k} must be a number, got {v!r}")
     return cls(**fixed)
 
 

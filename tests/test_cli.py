@@ -83,6 +83,13 @@ def test_corrupt_checkpoint(tmp_path):
                            "--out", tmp_path / "o"), "corrupt")
 
 
+def test_checkpoint_that_is_not_pickled_torch(tmp_path):
+    bad = tmp_path / "text.pt"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert_clean_error(run("train", "--dataset", "digits", "--checkpoint", bad,
+                           "--out", tmp_path / "o"), "corrupt")
+
+
 def test_model_that_does_not_fit_the_data(tmp_path):
     assert_clean_error(run("train", "--model", "convnet", "--dataset", "digits",
                            "--out", tmp_path), "(3, 32, 32)", "(1, 28, 28)")

@@ -23,7 +23,8 @@ def test_config_round_trips_through_toml(tmp_path):
 @pytest.mark.parametrize("override, needle", [
     (["clip.tolerence=0.1"], "unknown setting"), (["bogus=1"], "unknown setting"),
     (["crossbar=0x64"], "must be in"), (["train.lr=-1"], "lr must be"),
-    (["formats=[\"gds\"]"], "unknown netlist format"), (["clip.tolerance"], "KEY=VALUE")])
+    (["formats=[\"gds\"]"], "unknown netlist format"), (["clip.tolerance"], "KEY=VALUE"),
+    (["clip.tolerance=abc"], "clip.tolerance must be a number")])
 def test_bad_settings_are_named(override, needle):
     with pytest.raises((UsageError, ValueError), match=needle):
         CompileConfig.load(None, override)
