@@ -9,6 +9,7 @@ baseline_checkpoint, formats) and one table per stage: [train], [clip_train], [c
 """
 
 import json
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
