@@ -9,12 +9,11 @@ baseline_checkpoint, formats) and one table per stage: [train], [clip_train], [c
 """
 
 import json
+import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-
-import tomllib
 
 from group_scissor.compress import ClipStageConfig
 from group_scissor.errors import UsageError
