@@ -29,7 +29,7 @@ def main() -> None:
     for model, (ds, cell, route) in PAPER.items():
         dense = load(f"train_dense_{model}")
         r, g = rc.get(model, {}), gd.get(model, {})
-        routed = rt.get(f"{model}_compressed_trained", {})
+        routed = rt.get("designs", {}).get(f"{model}_compressed_trained", {})
         print(f"| {model} / {ds} | paper | - | {cell} % | - | {route} % | no loss |")
         acc = g.get("test_accuracy", r.get("test_accuracy"))
         print(f"| | this project | {pct(dense.get('test_accuracy'))} | "
