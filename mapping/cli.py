@@ -14,6 +14,26 @@ from mapping.report import format_table, write_reports
 from mapping.spec import ENCODINGS, CrossbarSpec, Technology
 
 
+def load_for_mapping(model: str, checkpoint, crossbar: str, encoding: str, tech):
+    """(module, CrossbarSpec, ModelInfo) for the mapping commands: the registered model, loaded
+    from ``checkpoint`` if given, and the crossbar spec with its technology file."""
+    import models  # lazy: keeps `--help` fast
+
+    technology = Technology.from_file(tech) if tech is not None else Technology()
+    spec = CrossbarSpec.parse(crossbar, encoding=encoding, tech=technology)
+    try:
+        info = models.info(model)
+    except KeyError as e:
+        raise ValueError(str(e.args[0])) from None
+    if checkpoint is None:
+        return info.factory(), spec, info
+    if not Path(checkpoint).is_file():
+        raise ValueError(f"checkpoint {checkpoint} does not exist")
+    from group_scissor.checkpoint import load_model
+
+    return load_model(info.name, checkpoint), spec, info
+
+
 def map_command(
     model: Annotated[str, typer.Option(help="Registered model name, e.g. lenet or convnet.")],
     checkpoint: Annotated[Path | None, typer.Option(
@@ -29,22 +49,7 @@ def map_command(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("build/map"),
 ) -> Path:
     """Map MODEL onto crossbars; write mapping.json, mapping.csv and mapping.txt into OUT."""
-    import models  # lazy: keeps `--help` fast
-
-    technology = Technology.from_file(tech) if tech is not None else Technology()
-    spec = CrossbarSpec.parse(crossbar, encoding=encoding, tech=technology)
-    try:
-        info = models.info(model)
-    except KeyError as e:
-        raise ValueError(str(e.args[0])) from None
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_file():
-            raise ValueError(f"checkpoint {checkpoint} does not exist")
-        from group_scissor.checkpoint import load_model
-        net_module = load_model(info.name, checkpoint)
-    else:
-        net_module = info.factory()
+    net_module, spec, info = load_for_mapping(model, checkpoint, crossbar, encoding, tech)
     net = map_model(net_module, spec, info.input_shape)
     extra = {"model": info.name, "checkpoint": None if checkpoint is None else str(checkpoint)}
     write_reports(net, out, extra)

@@ -84,24 +84,10 @@ def route_command(
 ) -> dict:
     """Map MODEL, place and route it and its dense baseline; write placement.json,
     routes.json, routing.json, floorplan.png and congestion.png into OUT."""
-    import models  # lazy: keeps `--help` fast
+    from mapping.cli import load_for_mapping
     from mapping.network import map_model
-    from mapping.spec import CrossbarSpec, Technology
 
-    technology = Technology.from_file(tech) if tech is not None else Technology()
-    spec = CrossbarSpec.parse(crossbar, encoding=encoding, tech=technology)
-    try:
-        info = models.info(model)
-    except KeyError as e:
-        raise ValueError(str(e.args[0])) from None
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise ValueError(f"checkpoint {checkpoint} does not exist")
-        from group_scissor.checkpoint import load_model
-
-        module = load_model(info.name, checkpoint)
-    else:
-        module = info.factory()
+    module, spec, info = load_for_mapping(model, checkpoint, crossbar, encoding, tech)
     mapped = map_model(module, spec, info.input_shape)
     rcfg = RouteConfig.for_spec(spec, method=route_method, seed=seed,
                                 tracks_per_gcell_edge=tracks)

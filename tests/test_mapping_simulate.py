@@ -14,22 +14,7 @@ from mapping.devices import program
 ENCODINGS = ["differential", "offset", "unsigned"]
 
 
-class LowRankLinear(nn.Module):
-    def __init__(self, n, m, k):
-        super().__init__()
-        self.U, self.V = nn.Linear(n, k, bias=False), nn.Linear(k, m)
-
-    def forward(self, x):
-        return self.V(self.U(x))
-
-
-class LowRankConv(nn.Module):
-    def __init__(self, c, f, kernel, k, **kw):
-        super().__init__()
-        self.U, self.V = nn.Conv2d(c, k, kernel, bias=False, **kw), nn.Conv2d(k, f, 1)
-
-    def forward(self, x):
-        return self.V(self.U(x))
+from tests.test_mapping_model import LowRankConv, LowRankLinear  # noqa: E402  (user-style pairs)
 
 
 class SparseLowRank(nn.Module):
