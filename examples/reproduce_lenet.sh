@@ -2,8 +2,8 @@
 # Reproduce the LeNet figures of the Group Scissor paper's table (DAC 2017: crossbar area
 # 13.62 %, routing area 8.1 % of dense) with the committed benchmarks, in order:
 #   1. dense LeNet on MNIST                      -> runs/bench/lenet
-#   2. rank clipping, tolerance 0.05             -> runs/bench/lenet-clip-plain-tol0.05
-#   3. group connection deletion (64x64 groups)  -> runs/bench/lenet-prune
+#   2. rank clipping + nuclear norm, tol 0.05    -> runs/bench/lenet-clip-nuclear-tol0.05
+#   3. group connection deletion (64x64 groups)  -> runs/bench-l5/lenet-prune
 #   4. placement + routing of the pruned chip and its dense baseline -> runs/bench/lenet-route
 # Figures land in benchmarks/results/{train_dense_lenet,rank_clipping,group_deletion}.json and
 # runs/bench/lenet-route/routing.json; a summary is printed at the end.
@@ -16,18 +16,20 @@ cd "$(dirname "$0")/.."
 MODEL=lenet
 TOL=0.05
 RUNS=runs/bench
-CLIPPED=$RUNS/$MODEL-clip-plain-tol$TOL/checkpoint.pt
-PRUNED=$RUNS/$MODEL-prune/checkpoint.pt
+METHOD=nuclear
+LAMBDA=5e-3
+CLIPPED=$RUNS/$MODEL-clip-$METHOD-tol$TOL/checkpoint.pt
+PRUNED=runs/bench-l5/$MODEL-prune/checkpoint.pt
 ROUTE=$RUNS/$MODEL-route
 
 python benchmarks/train_dense.py --model $MODEL
-python benchmarks/rank_clipping.py --model $MODEL --method plain --tolerance $TOL
+python benchmarks/rank_clipping.py --model $MODEL --method $METHOD --tolerance $TOL
 python benchmarks/group_deletion.py --model $MODEL --checkpoint "$CLIPPED" \
-    --baseline-metrics "$RUNS/$MODEL/metrics.json" --lambda 2e-3 --epochs 10 --lr 0.01 \
-    --crossbar 64x64
+    --baseline-metrics "$RUNS/$MODEL/metrics.json" --lambda $LAMBDA --epochs 10 \
+    --fine-tune-epochs 2 --lr 0.01 --crossbar 64x64 --runs runs/bench-l5
 group-scissor route --model $MODEL --checkpoint "$PRUNED" --crossbar 64x64 --out "$ROUTE"
 
-python - "$MODEL" "plain-tol$TOL" "$ROUTE/routing.json" <<'PY'
+python - "$MODEL" "$METHOD-tol$TOL" "$ROUTE/routing.json" <<'PY'
 import json, sys
 model, tag, routing = sys.argv[1:]
 clip = json.load(open("benchmarks/results/rank_clipping.json"))[f"{model}_methods"][tag]
