@@ -1,13 +1,12 @@
 """Compression stages: rank clipping (and, later, group connection deletion) as functions from
 a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import models
 from group_scissor.io import save_torch, write_json
-from group_scissor.lowrank import low_rank_layers, ranks, to_low_rank
+from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
 from group_scissor.stages import check_out_dir, prepare
@@ -53,20 +52,18 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
         to_low_rank(model, layers)
-    trainer_probe = math.ceil(len(data.train) / train_cfg.batch_size)
-    total = trainer_probe * train_cfg.epochs
-    last = total - round(clip_cfg.fine_tune_epochs * trainer_probe)
+    meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
+    trainer = Trainer(model, data, train_cfg, out, meta=meta, progress=progress)
+    per_epoch = trainer.steps_per_epoch  # the trainer's own count (per process under torchrun)
+    last = trainer.total_steps - round(clip_cfg.fine_tune_epochs * per_epoch)
     clip = RankClipping(ClipConfig(
         tolerance=clip_cfg.tolerance, clip_interval=clip_cfg.clip_interval,
         layers=tuple(low_rank_layers(model)), last_clip_step=max(last, 0),
-        tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * trainer_probe)))
-    callbacks = [clip]
+        tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * per_epoch)))
+    trainer.callbacks.append(clip)
     reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
     if reg is not None:
-        callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
-    meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
-    trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
-                      progress=progress)
+        trainer.callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
     if trainer.is_main:
         write_json(out / "config.json", {**meta, "train": asdict(train_cfg),
                                          "clip": asdict(clip_cfg), "init_checkpoint": checkpoint})
@@ -87,19 +84,11 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
 
 def merge_unprofitable(model) -> list[str]:
     """Merge back every pair whose rank K does not pay: K * (N + M) >= N * M cells."""
-    merged = []
-    for name, pair in low_rank_layers(model).items():
-        n, m = pair.u_matrix().shape[0], pair.v_matrix().shape[1]
-        if pair.rank * (n + m) >= n * m:
-            merge_pair_in(model, name)
-            merged.append(name)
-    return merged
-
-
-def merge_pair_in(model, name: str) -> None:
-    from group_scissor.lowrank import _set, merge_pair
-
-    _set(model, name, merge_pair(model.get_submodule(name)))
+    names = [name for name, pair in low_rank_layers(model).items()
+             if pair.rank * (pair.u_matrix().shape[0] + pair.v_matrix().shape[1])
+             >= pair.u_matrix().shape[0] * pair.v_matrix().shape[1]]
+    merge(model, names)
+    return names
 
 
 class ClipLimited:

@@ -162,10 +162,11 @@ def to_low_rank(model: nn.Module, layers=None, rank: int | dict[str, int] | None
     return model
 
 
-def merge(model: nn.Module) -> nn.Module:
-    """Replace every low-rank pair by its dense product, in place. Returns the model."""
+def merge(model: nn.Module, names=None) -> nn.Module:
+    """Replace the low-rank pairs ``names`` (default: all) by their dense products, in place.
+    Returns the model."""
     for name, m in list(model.named_modules()):
-        if isinstance(m, _LowRank):
+        if isinstance(m, _LowRank) and (names is None or name in names):
             _set(model, name, merge_pair(m))
     return model
 
