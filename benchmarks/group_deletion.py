@@ -112,7 +112,10 @@ def totals(report: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("lenet", "convnet"), required=True)
-    ap.add_argument("--checkpoint", required=True, help="rank-clipped checkpoint.pt")
+    ap.add_argument("--checkpoint", help="rank-clipped checkpoint.pt (required unless --promote)")
+    ap.add_argument("--promote", metavar="RESULTS_JSON", default=None,
+                    help="only copy MODEL's figures recorded in RESULTS_JSON (a run made with "
+                         "--results RESULTS_JSON) into --results as the headline")
     ap.add_argument("--baseline-metrics", default=None, help="metrics.json of the dense run")
     ap.add_argument("--dataset", default=None, help="default: the model's (mnist / cifar10)")
     ap.add_argument("--data-dir", default=None)
@@ -138,6 +141,16 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="start the prune run over (default: "
                     "resume an unfinished run with the same settings)")
     args = ap.parse_args()
+    if args.promote:
+        path = Path(args.results)
+        allres = json.loads(path.read_text()) if path.is_file() else {}
+        allres[args.model] = {**json.loads(Path(args.promote).read_text())[args.model],
+                              "promoted_by": "python " + " ".join(sys.argv)}
+        write_json(path, allres)
+        print(f"{args.model}: figures of {args.promote} -> {path}")
+        return
+    if not args.checkpoint:
+        ap.error("--checkpoint is required (the rank-clipped checkpoint.pt)")
     start = time.perf_counter()
     dataset = args.dataset or models.info(args.model).default_dataset
     spec = CrossbarSpec.parse(args.crossbar, encoding=args.encoding)

@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--method", choices=sorted(REG_STRENGTH), default="plain")
     ap.add_argument("--reg-strength", type=float, default=None)
     ap.add_argument("--tolerance", type=float, default=None, help="override the recipe's")
+    ap.add_argument("--epochs", type=int, default=None, help="override the recipe's")
+    ap.add_argument("--fine-tune-epochs", type=int, default=None, help="override the recipe's")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--runs", default="runs/bench")
     ap.add_argument("--record-as-main", action="store_true",
@@ -82,15 +84,19 @@ def main() -> None:
     baseline = json.loads((dense_dir / "metrics.json").read_text())
     strength = REG_STRENGTH[args.method] if args.reg_strength is None else args.reg_strength
     clip_kw = {**r["clip"], **({"tolerance": args.tolerance} if args.tolerance else {})}
+    if args.fine_tune_epochs is not None:
+        clip_kw["fine_tune_epochs"] = args.fine_tune_epochs
+    train_cfg = r["train"] if args.epochs is None else TrainConfig(
+        **{**r["train"].__dict__, "epochs": args.epochs})
     ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
                            else args.method, reg_strength=strength)
     tag = f"{args.method}-tol{ccfg.tolerance:g}"
     out = Path(args.runs) / f"{args.model}-clip-{tag}"
-    res = clip_stage(args.model, r["dataset"], args.data_dir, r["train"], ccfg, out,
+    res = clip_stage(args.model, r["dataset"], args.data_dir, train_cfg, ccfg, out,
                      checkpoint=dense_dir / "checkpoint.pt",
                      resume=(out / "resume.pt").is_file(), progress=False)
     data = load_dataset(r["dataset"], args.data_dir)
-    dense_s = dense_epoch_seconds(args.model, data, r["train"], dense_dir / "checkpoint.pt")
+    dense_s = dense_epoch_seconds(args.model, data, train_cfg, dense_dir / "checkpoint.pt")
     shape = models.info(args.model).input_shape
     per_size = {}
     for size in ("32x32", "64x64", "128x128"):
@@ -110,7 +116,7 @@ def main() -> None:
         "crossbars": per_size,
         "epoch_seconds_clipped": [h["seconds"] for h in res.history],
         "epoch_seconds_dense_same_run": round(dense_s, 2),
-        "recipe": {"train": r["train"].__dict__, "clip": ccfg.__dict__},
+        "recipe": {"train": train_cfg.__dict__, "clip": ccfg.__dict__},
         "checkpoint": str(out / "checkpoint.pt"),
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now().isoformat(timespec="seconds"),

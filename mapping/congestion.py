@@ -25,8 +25,9 @@ from mapping.routing import Routing
 
 
 def lower_bound(routing: Routing) -> int:
-    """Sum over nets of width x Manhattan distance of the placed pin gcells (every net has two
-    pins, so this is also the rectilinear Steiner bound)."""
+    """Sum over connections of width x Manhattan distance of their placed pin gcells: the
+    section 5 bound for two-pin nets, the length of the Steiner trees laid down for multi-pin
+    nets (Routing.signal_bound is the bound valid for any tree)."""
     return routing.lower_bound
 
 
@@ -92,7 +93,12 @@ class RoutingReport:
     wirelength: int
     """Sum over nets of width x routed length (gcell edges)."""
     lower_bound: int
-    """Sum over nets of width x Manhattan distance of its pin gcells."""
+    """Sum over connections of width x Manhattan distance of its pin gcells (for multi-pin
+    nets: the rectilinear length of the trees routed, so wirelength / lower_bound measures
+    the router's detours)."""
+    signal_bound: int
+    """Sum over signals of the half-perimeter of the pins each must reach: a lower bound on
+    the wirelength of any routing of this placement (equal to lower_bound for two-pin nets)."""
     routing_area_um2: float
     routing_area_ratio: float | None
     """routing_area / routing_area of the dense baseline (None without a baseline)."""
@@ -105,7 +111,12 @@ class RoutingReport:
     """Overflow no router can avoid with this placement (pin-cut bound)."""
     overflowed_edges: int
     nets: int
+    """Nets of the design (hardware-model section 3)."""
+    connections: int
+    """Two-pin connections routed (the nets themselves, or the edges of multi-pin trees)."""
     wires: int
+    """Sum of connection widths."""
+    net_model: str
     grid_gcells: tuple[int, int]
     tracks_per_gcell_edge: int
     method: str
@@ -155,7 +166,7 @@ def report(routing: Routing, dense: Routing | None = None) -> RoutingReport:
         use = np.bincount(flat[sel], routing.widths[owner[sel]], minlength=len(over))
         wl = int((routing.widths[m] * lens[m]).sum())
         layers[name] = {
-            "nets": int(m.sum()), "wires": int(routing.widths[m].sum()), "wirelength": wl,
+            "connections": int(m.sum()), "wires": int(routing.widths[m].sum()), "wirelength": wl,
             "lower_bound": int((routing.widths[m] * manh[m]).sum()),
             "routing_area_um2": wl * routing.config.wire_pitch_um * routing.config.gcell_um,
             "overflow": float((use * share).sum()),
@@ -166,20 +177,23 @@ def report(routing: Routing, dense: Routing | None = None) -> RoutingReport:
         base = {"wirelength": dense.wirelength, "lower_bound": dense.lower_bound,
                 "routing_area_um2": dense.routing_area_um2, "overflow": dense.overflow,
                 "max_congestion": dense.max_congestion, "nets": len(dense.widths)}
+    bound = routing.lower_bound if routing.signal_bound is None else routing.signal_bound
     return RoutingReport(
-        routing.wirelength, routing.lower_bound, routing.routing_area_um2,
+        routing.wirelength, routing.lower_bound, bound, routing.routing_area_um2,
         routing_area_ratio(routing, dense) if dense is not None else None,
         routing.max_congestion, routing.mean_congestion, routing.overflow,
-        overflow_lower_bound(routing), int((over > 0).sum()), len(routing.widths),
-        int(routing.widths.sum()), tuple(routing.grid_gcells), routing.config.capacity,
+        overflow_lower_bound(routing), int((over > 0).sum()), routing.n_nets,
+        len(routing.widths), int(routing.widths.sum()), routing.config.net_model,
+        tuple(routing.grid_gcells), routing.config.capacity,
         routing.method, routing.status, round(routing.seconds, 3), layers, base)
 
 
 # ------------------------------------------------------------------------- routes and plots
 
-def route_corners(routing: Routing, i: int) -> np.ndarray:
-    """(k, 2) gcells where net i's route starts, turns and ends."""
-    nodes = routing.path(i)
+def route_corners(routing: Routing, i: int, nodes: np.ndarray | None = None) -> np.ndarray:
+    """(k, 2) gcells where connection i's route (or the path ``nodes``) starts, turns and
+    ends."""
+    nodes = routing.path(i) if nodes is None else nodes
     if len(nodes) < 3:
         return nodes
     d = np.diff(nodes, axis=0)
@@ -187,14 +201,27 @@ def route_corners(routing: Routing, i: int) -> np.ndarray:
 
 
 def routes_to_dict(design: Design, routing: Routing) -> dict:
-    """routes.json: every net with its pins and the corner gcells of its route."""
+    """routes.json: every net with the corner gcells of its route (from its producer, through
+    the tree's branch points for a multi-pin net, to its unit) and the connections it uses;
+    every connection with its width, length and corners."""
     lens = routing.lengths
+    if routing.n_nets != len(design.nets):
+        raise ValueError(f"routing has {routing.n_nets} nets but the design has "
+                         f"{len(design.nets)}; route this design first")
+    chains = routing.net_connections or [np.array([i]) for i in range(len(design.nets))]
     return {"grid_gcells": list(routing.grid_gcells),
             "gcells_per_site": routing.config.gcells_per_site,
             "tracks_per_gcell_edge": routing.config.capacity,
+            "net_model": routing.config.net_model,
             "nets": [{"src": n.src, "dst": n.dst, "width": n.width, "layer": n.matrix,
-                      "length": int(lens[i]), "corners": route_corners(routing, i).tolist()}
-                     for i, n in enumerate(design.nets)]}
+                      "length": int(lens[chains[i]].sum()),
+                      "corners": route_corners(routing, i, routing.net_path(i)).tolist(),
+                      "connections": chains[i].tolist()}
+                     for i, n in enumerate(design.nets)],
+            "connections": [{"width": int(routing.widths[j]), "layer": routing.layers[j],
+                             "length": int(lens[j]),
+                             "corners": route_corners(routing, j).tolist()}
+                            for j in range(len(routing.widths))]}
 
 
 def _save(fig, path: str | os.PathLike) -> Path:

@@ -54,6 +54,19 @@ class Net:
             raise ValueError(f"net {self.src}->{self.dst}: width must be >= 1, got {self.width}")
 
 
+@dataclass(frozen=True, eq=False)
+class RowSignals:
+    """Which unit drives each input row of a matrix and which tiles use it: what a router needs
+    to send one producer's row signals to the tiles of a row block as one multi-pin net."""
+
+    producers: tuple[str, ...]
+    """Unit names of the matrix's row producers (``"IN"`` or ``"<matrix>/A<b>"``)."""
+    source: np.ndarray
+    """(N,) int: index into ``producers`` of the unit driving each row."""
+    live: np.ndarray
+    """(N, B) bool: row i is used by the tiles of column block b (its row segment is nonzero)."""
+
+
 @dataclass
 class Design:
     """Units, nets and (optionally) each tile's logical weights, in dataflow order."""
@@ -68,6 +81,10 @@ class Design:
     """How signed weights sit in the crossbar: 'differential', 'offset' or 'unsigned'."""
     tile_weights: dict[str, np.ndarray] = field(default_factory=dict)
     """Tile unit name -> its logical weight block, shape (rows_in_tile, logical_cols_in_tile)."""
+    row_signals: dict[str, RowSignals] = field(default_factory=dict)
+    """Matrix name -> its row signals (from the mapper). Without them a router grouping input
+    nets into multi-pin nets assumes the rows of the narrower buses of a group are a subset of
+    the wider ones' (exact for dense matrices)."""
 
     def unit(self, name: str) -> Unit:
         for u in self.units:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mapping.design import Design, Net, Unit
+from mapping.design import Design, Net, RowSignals, Unit
 from mapping.devices import CrossbarSimulator, DeviceModel
 from mapping.extract import Matrix, extract
 from mapping.partition import MappedMatrix, map_matrix
@@ -131,7 +131,7 @@ class MappedNetwork:
         dense baseline has no tile weights)."""
         consumed = {m.producer for m in self.sources.values()}
         return build_design(self.matrices, self.nets, self.spec, consumed,
-                            with_weights=self.model is not None)
+                            with_weights=self.model is not None, sources=self.sources)
 
     def dense_baseline(self) -> "MappedNetwork":
         """The dense baseline as a MappedNetwork (structural: unit weights, every tile built),
@@ -218,12 +218,16 @@ def build_nets(matrices: list[MappedMatrix], sources: dict[str, Matrix],
 
 
 def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSpec,
-                 consumed: set[str], with_weights: bool) -> Design:
+                 consumed: set[str], with_weights: bool,
+                 sources: dict[str, Matrix] | None = None) -> Design:
     """Units: IN, each matrix's built tiles and its output units that carry a net (all of
-    them for matrices no other matrix consumes: their outputs are network outputs)."""
+    them for matrices no other matrix consumes: their outputs are network outputs). With
+    ``sources``, also each matrix's RowSignals (who drives each row, which tiles use it)."""
     touched = {n.src for n in nets} | {n.dst for n in nets}
-    units, weights = [Unit("IN", "input")], {}
+    units, weights, signals = [Unit("IN", "input")], {}, {}
     for mm in matrices:
+        if sources is not None:
+            signals[mm.name] = _row_signals(mm, sources[mm.name], spec)
         for a, b in mm.tiles():
             units.append(Unit(f"{mm.name}/T{a}_{b}", "tile", mm.name, (a, b)))
             if with_weights:
@@ -232,7 +236,16 @@ def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSp
             name = f"{mm.name}/A{b}"
             if name in touched or mm.name not in consumed:
                 units.append(Unit(name, "output", mm.name, (0, b)))
-    return Design(units, list(nets), spec.rows, spec.cols, spec.encoding, weights)
+    return Design(units, list(nets), spec.rows, spec.cols, spec.encoding, weights, signals)
+
+
+def _row_signals(mm: MappedMatrix, src: Matrix, spec: CrossbarSpec) -> RowSignals:
+    n = mm.shape[0]
+    if src.producer is None:
+        return RowSignals(("IN",), np.zeros(n, dtype=np.int64), mm.row_nonzero)
+    block = src.row_source // spec.lcols  # (N,) producer's output unit per row
+    names = tuple(f"{src.producer}/A{s}" for s in range(int(block.max()) + 1))
+    return RowSignals(names, block, mm.row_nonzero)
 
 
 def _dense_matrix(name: str, n: int, m: int, spec: CrossbarSpec) -> MappedMatrix:

@@ -37,8 +37,10 @@ class PlaceConfig:
     """Width / height of the site grid (0.1 .. 10)."""
     whitespace_frac: float = 0.05
     """Empty sites added, as a fraction of the sites the units need (0 .. 1); room for moves."""
-    output_units_per_site: int = 4
-    """Small units (output units A, input IN) sharing one site (1 .. 16)."""
+    output_units_per_site: int = 1
+    """Small units (output units A, input IN) sharing one site (1 .. 16). 1 (the default)
+    gives an output unit (accumulators, ADC share, neurons, line buffer) a crossbar's site,
+    which also gives its wide buses room to leave it (docs/routing.md)."""
     seed: int = 0
     """Tie-breaking seed of the fast method and CP-SAT's random_seed (same seed, same result)."""
     time_limit_s: float = 2.0

@@ -28,8 +28,10 @@ import numpy as np
 
 from mapping.design import Design
 from mapping.placement import Placement, net_arrays, ranges
+from mapping.steiner import NET_MODELS, connections
 
 METHODS = ("auto", "cpsat", "negotiated")
+PIN_ACCESS = ("footprint", "center")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,15 @@ class RouteConfig:
     """How ``route`` works. Defaults follow mapping.spec.Technology (10 um gcells, 0.1 um
     wire pitch, 2 routing layers -> 200 tracks per gcell edge); see docs/routing.md."""
 
+    net_model: str = "steiner"
+    """'steiner': the input buses from one producer to the tiles of one row block form one
+    multi-pin net, routed as a tree whose branches carry only the rows used below them;
+    'two-pin': every bus of hardware-model section 3 routed on its own (mapping.steiner)."""
+    pin_access: str = "footprint"
+    """'footprint': each connection leaves a unit from the gcell of the unit's footprint (its
+    site, or its sub-block of a shared site) nearest the other end, as pin assignment puts a
+    block's pins on the side facing the net; 'center': every connection of a unit starts at
+    one gcell (the footprint's centre), which caps a unit at 4 x capacity wires."""
     method: str = "auto"
     """'negotiated' (any size), 'cpsat' (candidate routes chosen by OR-Tools CP-SAT) or 'auto'
     (cpsat up to ``cpsat_max_nets`` nets, else negotiated)."""
@@ -70,6 +81,12 @@ class RouteConfig:
     """How far (gcells) a maze detour may leave the bounding box of the net's pins."""
 
     def __post_init__(self) -> None:
+        if self.net_model not in NET_MODELS:
+            raise ValueError(f"RouteConfig.net_model must be one of {NET_MODELS}, got "
+                             f"{self.net_model!r}")
+        if self.pin_access not in PIN_ACCESS:
+            raise ValueError(f"RouteConfig.pin_access must be one of {PIN_ACCESS}, got "
+                             f"{self.pin_access!r}")
         if self.method not in METHODS:
             raise ValueError(f"RouteConfig.method must be one of {METHODS}, got {self.method!r}")
         checks = [("gcells_per_site", 1, 64), ("gcell_um", 1e-6, 1e6),
@@ -113,18 +130,22 @@ class RouteConfig:
 
 @dataclass
 class Routing:
-    """Routes of every net and the demand they put on the gcell grid."""
+    """Routes of every connection and the demand they put on the gcell grid.
+
+    A connection is a two-pin piece of wiring (mapping.steiner): with net_model 'two-pin' it
+    is a net of the design; with 'steiner' an edge of a multi-pin net's tree. ``net_path(i)``
+    gives the route of net i of the design either way."""
 
     grid_gcells: tuple[int, int]
     """(GX, GY) gcells."""
     pins: np.ndarray
-    """(n_nets, 2, 2) int: [[src x, src y], [dst x, dst y]] pin gcells."""
+    """(n_connections, 2, 2) int: [[src x, src y], [dst x, dst y]] pin gcells."""
     widths: np.ndarray
-    """(n_nets,) wires per net."""
+    """(n_connections,) wires per connection."""
     layers: list[str]
-    """net.matrix of every net (the layer it is reported under)."""
+    """Matrix of every connection (the layer it is reported under)."""
     edges: list[np.ndarray]
-    """Per net: the gcell-edge ids of its route, in order from src to dst."""
+    """Per connection: the gcell-edge ids of its route, in order from src to dst."""
     usage: np.ndarray
     """(n_edges,) tracks used on every gcell edge (sum of the widths of the nets crossing it)."""
     capacity: np.ndarray
@@ -135,6 +156,31 @@ class Routing:
     status: str
     """CP-SAT status, or 'negotiated' with the rounds it took."""
     seconds: float = 0.0
+    net_connections: list[np.ndarray] | None = None
+    """Per net of the design: its connections from src to dst (None: connection i = net i)."""
+    signal_bound: int | None = None
+    """Sum over signals of the half-perimeter of the pins each must reach: a lower bound on
+    wirelength for any tree (mapping.steiner); None = lower_bound."""
+
+    @property
+    def n_nets(self) -> int:
+        """Nets of the routed design (not connections)."""
+        return len(self.edges) if self.net_connections is None else len(self.net_connections)
+
+    def net_path(self, i: int) -> np.ndarray:
+        """(length + 1, 2) gcells visited by net i of the design, from its src pin to its dst
+        pin (through the tree's branch points for a multi-pin net)."""
+        if self.net_connections is None:
+            return self.path(i)
+        parts = [self.path(int(c)) for c in self.net_connections[i]]
+        out = [parts[0]]
+        for q in parts[1:]:  # joined inside the unit between them (not routing) by an L
+            a, b = out[-1][-1], q[0]
+            xs = np.arange(a[0], b[0], 1 if b[0] >= a[0] else -1)
+            ys = np.arange(a[1], b[1], 1 if b[1] >= a[1] else -1)
+            hop = np.r_[np.c_[xs, np.full(len(xs), a[1])], np.c_[np.full(len(ys), b[0]), ys]]
+            out += [hop[1:], q] if len(hop) else [q[1:]]
+        return np.concatenate(out).astype(np.int64)
 
     @property
     def grid(self) -> Grid:
@@ -152,7 +198,9 @@ class Routing:
 
     @property
     def lower_bound(self) -> int:
-        """Sum over nets of width x Manhattan distance of its pin gcells."""
+        """Sum over connections of width x Manhattan distance of its pin gcells: for two-pin
+        nets the bound of hardware-model section 5, for trees the length of the rectilinear
+        tree the router was asked to lay down (see signal_bound for one valid for any tree)."""
         return int((self.widths * np.abs(self.pins[:, 0] - self.pins[:, 1]).sum(axis=1)).sum())
 
     @property
@@ -180,20 +228,29 @@ class Routing:
         return self.wirelength * self.config.wire_pitch_um * self.config.gcell_um
 
     def path(self, i: int) -> np.ndarray:
-        """(length + 1, 2) gcells visited by net i, from its src pin to its dst pin."""
+        """(length + 1, 2) gcells visited by connection i, from its src pin to its dst pin."""
         return self.grid.path(self.pins[i, 0], self.edges[i])
 
 
 def pin_gcells(arr, placement: Placement, g: int) -> np.ndarray:
     """(n_units, 2) pin gcell of every unit: a tile's site centre; small unit in slot j of a
     site the centre of sub-block j of a ceil(sqrt(k)) x ceil(sqrt(k)) split of the site."""
+    return footprints(arr, placement, g)[0]
+
+
+def footprints(arr, placement: Placement, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, lo, hi), each (n_units, 2) gcells: every unit's pin gcell and the corners of
+    its footprint (a tile's site; a small unit's sub-block of its shared site)."""
     k = placement.output_units_per_site
     q = math.ceil(math.sqrt(k))
     site = np.array([placement.positions[n] for n in arr.names], dtype=np.int64).reshape(-1, 2)
     slot = np.array([placement.slots[n] for n in arr.names], dtype=np.int64)
     sub = np.stack([slot % q, (slot // q) % q], axis=1)  # (n, 2) sub-block of the site
-    off = np.where(arr.small[:, None], ((2 * sub + 1) * g) // (2 * q), g // 2)
-    return site * g + off
+    small = arr.small[:, None]
+    centre = site * g + np.where(small, ((2 * sub + 1) * g) // (2 * q), g // 2)
+    lo = site * g + np.where(small, (sub * g) // q, 0)
+    hi = site * g + np.where(small, ((sub + 1) * g) // q - 1, g - 1)
+    return centre, np.minimum(lo, centre), np.maximum(hi, centre)
 
 
 def route(design: Design, placement: Placement, config: RouteConfig | None = None) -> Routing:
@@ -211,17 +268,29 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     t0 = time.perf_counter()
     g = cfg.gcells_per_site
     grid = Grid(placement.grid_sites[0] * g, placement.grid_sites[1] * g)
-    pin = pin_gcells(arr, placement, g)
-    pins = np.stack([pin[arr.src], pin[arr.dst]], axis=1)  # (n_nets, 2, 2)
+    pin, lo, hi = footprints(arr, placement, g)
+    box = (lo, hi) if cfg.pin_access == "footprint" else None
+    con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box)
+    if cfg.pin_access == "footprint":  # each end: the footprint gcell nearest the other end
+        e0, e1 = con.ends[:, 0], con.ends[:, 1]
+        con.pins = np.stack([np.clip(pin[e1], lo[e0], hi[e0]),
+                             np.clip(pin[e0], lo[e1], hi[e1])], axis=1)
+    long = np.flatnonzero((con.pins[:, 0] != con.pins[:, 1]).any(axis=1))  # length > 0
+    pins, width = con.pins[long], con.widths[long]
     cap = np.full(grid.n_edges, cfg.capacity, dtype=np.int64)
-    edges, rounds = negotiate(grid, pins, arr.width, cap, cfg)
+    routed, rounds = negotiate(grid, pins, width, cap, cfg)
     method, status = "negotiated", f"negotiated ({rounds} rounds)"
-    if cfg.method == "cpsat" or (cfg.method == "auto" and len(arr.width) <= cfg.cpsat_max_nets):
-        edges, status = select_cpsat(grid, pins, arr.width, cap, edges, cfg)
+    if cfg.method == "cpsat" or (cfg.method == "auto" and len(width) <= cfg.cpsat_max_nets):
+        routed, status = select_cpsat(grid, pins, width, cap, routed, cfg)
         method = "cpsat"
-    usage = grid.usage(edges, arr.width)
-    return Routing((grid.gx, grid.gy), pins, arr.width.copy(), [n.matrix for n in design.nets],
-                   edges, usage, cap, cfg, method, status, time.perf_counter() - t0)
+    edges = [np.zeros(0, dtype=np.int64)] * len(con.widths)
+    for j, e in zip(long.tolist(), routed, strict=True):
+        edges[j] = e
+    usage = grid.usage(edges, con.widths)
+    return Routing((grid.gx, grid.gy), con.pins, con.widths, con.layers, edges, usage, cap, cfg,
+                   method, status, time.perf_counter() - t0,
+                   None if cfg.net_model == "two-pin" else con.net_connections,
+                   con.signal_bound)
 
 
 # ------------------------------------------------------------------------------ the grid

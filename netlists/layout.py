@@ -103,10 +103,12 @@ def net_routes(routing: Any, design: Design) -> dict[int, list]:
         return {}
     if callable(getattr(routing, "path", None)) and isinstance(getattr(routing, "edges", None),
                                                                list):
-        if len(routing.edges) != len(design.nets):  # a mapping.routing.Routing
-            raise NetlistError(f"routing has {len(routing.edges)} nets but the design has "
+        n = routing.n_nets if hasattr(routing, "n_nets") else len(routing.edges)
+        if n != len(design.nets):  # a mapping.routing.Routing
+            raise NetlistError(f"routing has {n} nets but the design has "
                                f"{len(design.nets)}; route this design before exporting it")
-        routes = {i: routing.path(i) for i in range(len(design.nets))}
+        path = getattr(routing, "net_path", routing.path)
+        routes = {i: path(i) for i in range(len(design.nets))}
     else:
         routes = _mapping(routing, ("routes", "net_routes", "paths"), "routing")
     index: dict[tuple[str, str], int] = {}

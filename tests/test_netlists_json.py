@@ -247,7 +247,7 @@ def test_real_placement_and_routing(tmp_path):
     routing = pytest.importorskip("mapping.routing", reason="router not available")
     d = small_design()
     pl = placement.place(d, placement.PlaceConfig(method="fast"))
-    rt = routing.route(d, pl, routing.RouteConfig(method="negotiated"))
+    rt = routing.route(d, pl, routing.RouteConfig(method="negotiated", net_model="two-pin"))
     path = write_json(d, tmp_path / "pr.json", placement=pl, routing=rt)
     doc = validate(path)
     assert doc["layout"]["grid_sites"] == list(pl.grid_sites)
@@ -264,3 +264,8 @@ def test_real_placement_and_routing(tmp_path):
     # re-exported from the read-back netlist: identical file body
     again = write_json(nl, tmp_path / "again.json")
     assert again.read_text() == path.read_text()
+    # multi-pin nets: each net's route is its branch of the tree, from producer to tile
+    tree = routing.route(d, pl, routing.RouteConfig(method="negotiated"))
+    nl = read_netlist(write_json(d, tmp_path / "tree.json", placement=pl, routing=tree))
+    for i in range(len(d.nets)):
+        assert [tuple(g) for g in tree.net_path(i).tolist()] == list(nl.routes[i])

@@ -1,5 +1,7 @@
 """Global routing: exact wirelengths, forced detours and overflow, properties, reports, plots."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +16,8 @@ from mapping.congestion import (
     routing_area_ratio,
 )
 from mapping.design import Design, Net, Unit
-from mapping.placement import PlaceConfig, Placement, place
-from mapping.routing import Grid, RouteConfig, Routing, route
+from mapping.placement import PlaceConfig, Placement, net_arrays, place
+from mapping.routing import Grid, RouteConfig, Routing, footprints, route
 from tests.test_placement import chain, layered
 
 METHODS = ("negotiated", "cpsat")
@@ -61,13 +63,67 @@ def test_three_units_in_a_row_exact(method):
     pl = hand_placed({"IN": (0, 0), "m/T0_0": (1, 0), "m/A0": (2, 0)}, (3, 1))
     rt = route(d, pl, RouteConfig(method=method, gcells_per_site=1))
     assert (rt.wirelength, rt.lower_bound, rt.overflow) == (8 * 1 + 4 * 1, 12, 0)
-    # 2 gcells per site: IN's pin (0, 0) (slot 0 of 4), the tile's (3, 1), A's (4, 0)
-    cfg = RouteConfig(method=method, gcells_per_site=2, gcell_um=5.0, wire_pitch_um=0.5)
+    # 2 gcells per site, pins at the footprint centres: IN's (0, 0) (slot 0 of 4), the
+    # tile's (3, 1), A's (4, 0)
+    cfg = RouteConfig(method=method, gcells_per_site=2, gcell_um=5.0, wire_pitch_um=0.5,
+                      pin_access="center")
     rt = route(d, pl, cfg)
     assert rt.pins.tolist() == [[[0, 0], [3, 1]], [[3, 1], [4, 0]]]
     assert (rt.wirelength, rt.lower_bound, rt.overflow) == (8 * 4 + 4 * 2, 40, 0)
     assert rt.routing_area_um2 == pytest.approx(40 * 0.5 * 5.0)
     assert rt.max_congestion == pytest.approx(8 / cfg.capacity)
+    # footprint pins: the tile (gcells x 2..3, y 0..1) takes IN's bus at (2, 0), the gcell
+    # nearest IN's centre, and sends A's from (3, 0), the one nearest A's
+    rt = route(d, pl, RouteConfig(method=method, gcells_per_site=2, gcell_um=5.0,
+                                  wire_pitch_um=0.5))
+    assert rt.pins.tolist() == [[[0, 0], [2, 0]], [[3, 0], [4, 0]]]
+    assert (rt.wirelength, rt.lower_bound, rt.signal_bound, rt.overflow) == (20, 20, 20, 0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_broadcast_is_one_tree(method):
+    # IN sends the same 5 rows to three tiles of one row block in a row: a chain of 3 edges
+    # (5 x 3 = 15) instead of three buses (5 x (1 + 2 + 3) = 30)
+    d = chain(widths_in=(5,), tiles=3)
+    sites = {"IN": (0, 0), "m/T0_0": (1, 0), "m/T0_1": (2, 0), "m/T0_2": (3, 0),
+             "m/A0": (1, 1), "m/A1": (2, 1), "m/A2": (3, 1)}
+    pl = hand_placed(sites, (4, 2), k=1)
+    cfg = RouteConfig(method=method, gcells_per_site=1)
+    tree, two = route(d, pl, cfg), route(d, pl, replace(cfg, net_model="two-pin"))
+    assert (tree.wirelength, tree.lower_bound, tree.signal_bound) == (15 + 3 * 4, 27, 27)
+    assert (two.wirelength, two.lower_bound) == (30 + 3 * 4, 42)
+    assert [len(c) for c in tree.net_connections] == [1, 1, 2, 1, 3, 1]
+    assert tree.net_path(4).tolist() == [[0, 0], [1, 0], [2, 0], [3, 0]]
+    # without row identities, the narrower bus carries a subset of the wider one's rows
+    d = chain(widths_in=(5, 2, 5), tiles=3)
+    assert route(d, pl, cfg).widths[:3].tolist() == [5, 5, 5]
+
+
+def test_tree_branches_carry_the_rows_used_below_them():
+    # W (4 x 6) on 4 x 2 unsigned crossbars: one row block, three tiles using rows {0, 1},
+    # {2} and {1, 3}. Placed in a row the tree is the chain IN -> T0 -> T1 -> T2 carrying
+    # {0..3}, {1, 2, 3}, {1, 3}: 4 + 3 + 2 = 9 (the star would need 2 + 2 + 6 = 10)
+    import torch
+    from torch import nn
+
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+
+    lin = nn.Linear(4, 6, bias=False)
+    w = torch.zeros(4, 6)  # (rows = inputs, cols = outputs)
+    w[[0, 1], 0] = 1.0
+    w[2, 2:4] = 1.0
+    w[[1, 3], 5] = 1.0
+    lin.weight.data = w.T.contiguous()
+    d = map_model(lin, CrossbarSpec(4, 2, encoding="unsigned"), (4,)).design
+    assert [n.width for n in d.nets if n.kind == "input"] == [2, 1, 2]
+    sites = {u.name: (1 + u.block[1], 0) if u.kind == "tile" else (0, 0) for u in d.units}
+    sites.update({f"linear/A{b}": (1 + b, 1) for b in range(3)})
+    rt = route(d, hand_placed(sites, (4, 2), k=1), RouteConfig(gcells_per_site=1))
+    inputs = [int(c[-1]) for c, n in zip(rt.net_connections, d.nets, strict=True)
+              if n.kind == "input"]
+    assert rt.widths[inputs].tolist() == [4, 3, 2]
+    assert rt.signal_bound == 4 * 1 + 2 * 1 + 2 * 3 - 2 + 3  # rows 0, 2, 1, 3 + outputs
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -110,17 +166,30 @@ def test_routes_are_paths_and_usage_adds_up(grids, cap, g, method, seed):
     pl = place(d, PlaceConfig(method="fast", seed=seed))
     rt = route(d, pl, RouteConfig(method=method, gcells_per_site=g, tracks_per_gcell_edge=cap,
                                   time_limit_s=0.3, seed=seed))
-    for i in range(len(d.nets)):
+    for i in range(len(rt.widths)):
         walk(rt, i)
     assert np.array_equal(rt.usage, rt.grid.usage(rt.edges, rt.widths))
-    assert rt.wirelength == sum(n.width * len(e) for n, e in zip(d.nets, rt.edges, strict=True))
-    assert rt.wirelength >= rt.lower_bound
+    assert rt.wirelength == sum(int(w) * len(e) for w, e in zip(rt.widths, rt.edges, strict=True))
+    assert rt.wirelength >= rt.lower_bound >= rt.signal_bound
     assert rt.overflow == int(np.maximum(rt.usage - cap, 0).sum())
     assert overflow_lower_bound(rt) <= rt.overflow
-    for i in range(len(d.nets)):  # path() agrees with the edges
+    for i in range(len(rt.widths)):  # path() agrees with the edges
         nodes = rt.path(i)
         assert np.array_equal(rt.grid.from_nodes(nodes), rt.edges[i])
         assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
+    assert rt.n_nets == len(d.nets)
+    two = route(d, pl, RouteConfig(method=method, gcells_per_site=g, tracks_per_gcell_edge=cap,
+                                   time_limit_s=0.3, seed=seed, net_model="two-pin"))
+    _, lo, hi = footprints(net_arrays(d), pl, g)
+    index = {u.name: j for j, u in enumerate(d.units)}
+    for i, n in enumerate(d.nets):  # every net's route runs from its src's footprint to its dst's
+        nodes = rt.net_path(i)
+        for end, unit in ((nodes[0], n.src), (nodes[-1], n.dst)):
+            j = index[unit]
+            assert (lo[j] <= end).all() and (end <= hi[j]).all()
+        assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
+    # a tree never needs more wire than its nets routed one by one
+    assert rt.lower_bound <= two.lower_bound and rt.signal_bound <= two.lower_bound
 
 
 def test_report_layers_ratio_and_files(tmp_path):
@@ -134,12 +203,14 @@ def test_report_layers_ratio_and_files(tmp_path):
     assert out["routing_area_ratio"] == 1.0 and report(rt).routing_area_ratio is None
     assert sum(v["wirelength"] for v in out["layers"].values()) == rt.wirelength
     assert sum(v["overflow"] for v in out["layers"].values()) == pytest.approx(rt.overflow)
-    assert sum(v["nets"] for v in out["layers"].values()) == len(d.nets)
+    assert sum(v["connections"] for v in out["layers"].values()) == len(rt.widths)
+    assert out["nets"] == len(d.nets) and out["connections"] == len(rt.widths)
     other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=51))
     with pytest.raises(ValueError, match="capacity"):
         routing_area_ratio(rt, other)
     js = routes_to_dict(d, rt)
-    assert [n["length"] for n in js["nets"]] == rt.lengths.tolist()
+    assert sum(c["width"] * c["length"] for c in js["connections"]) == rt.wirelength
+    assert [n["length"] for n in js["nets"]] == [int(rt.lengths[c].sum()) for c in rt.net_connections]
     assert js["nets"][0]["corners"][0] == rt.pins[0, 0].tolist()
     for f in (plot_floorplan(d, pl, rt, tmp_path / "floorplan.png"),
               plot_congestion(rt, tmp_path / "congestion.png")):
