@@ -380,8 +380,11 @@ class GroupLasso(Callback):
     name = "group_lasso"
 
     def __init__(self, config: GroupLassoConfig, rows: int, lcols: int,
-                 delete_step: int | None = None):
+                 delete_step: int | None = None, input_shape: tuple[int, ...] | None = None):
         self.config, self.rows, self.lcols, self.delete_step = config, rows, lcols, delete_step
+        self.input_shape = input_shape
+        """With it, deletion also removes the wires left dead across matrices
+        (group_scissor.dead.delete_dead_signals)."""
         self.mats: list[GroupedMatrix] = []
         self.deleted: dict | None = None  # {"step": s, "groups": {matrix: {...}}} once deleted
         self._masked = False
@@ -421,6 +424,10 @@ class GroupLasso(Callback):
     def _delete(self, trainer) -> None:
         groups = delete_groups(self.mats, self.config.threshold, self.config.threshold_mode)
         self.deleted = {"step": trainer.step, "groups": groups}
+        if self.input_shape is not None:
+            from group_scissor.dead import delete_dead_signals
+
+            self.deleted["dead_signals"] = delete_dead_signals(trainer.module, self.input_shape)
         self._masked = True
 
     def state_dict(self) -> dict:

@@ -77,7 +77,7 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     input_shape = models.info(model_name).input_shape
     grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now
     before = _totals(_map(model, spec, input_shape))
-    gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols)
+    gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
     meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
     trainer = Trainer(model, data, train_cfg, out, callbacks=[gl], meta=meta, progress=progress)
     gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs

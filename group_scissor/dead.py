@@ -1,0 +1,106 @@
+"""Dead signals: wires that group deletion left without a use, deleted exactly.
+
+Group deletion zeroes row and column segments of each matrix on its own. Across matrices
+(hardware-model section 3: a row of a matrix is a column of its producer) two more kinds of
+wire then carry nothing useful, and deleting them cannot change the network's output:
+
+- a producer's **column** whose signal no consumer reads (every row it feeds is zero in every
+  consumer), e.g. an fc1 neuron whose fc2 row was deleted, or a rank component of fc1.U whose
+  row of fc1.V was deleted;
+- a consumer's **rows** fed by a producer column that is all zero with no bias (its signal is
+  a constant 0 if the layers between map 0 to 0, as ReLU, pooling and LRN do), e.g. the rows
+  of fc1.V behind a deleted column of fc1.U.
+
+``delete_dead_signals`` applies both rules until nothing changes, masks the weights it zeroes
+(``weight_mask``, so fine-tuning keeps them at zero) and checks on random inputs that the
+model's output did not move; if it did (a consumer this analysis cannot see, or a layer that
+maps 0 elsewhere) it restores the weights and masks and reports that nothing was deleted.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from group_scissor.lowrank import layer_matrix
+from group_scissor.masks import set_mask
+
+
+@torch.no_grad()
+def delete_dead_signals(model: nn.Module, input_shape: tuple[int, ...],
+                        atol: float = 1e-5) -> dict[str, dict[str, int]]:
+    """Zero and mask the dead columns and rows described above. ``input_shape`` without the
+    batch dimension (e.g. (1, 28, 28)). Returns {matrix: {'columns': n, 'rows': n}} deleted
+    (empty when none, or when the output check failed and everything was restored)."""
+    from mapping.extract import extract
+
+    mats = {m.name: m for lay in extract(model, input_shape) for m in lay.matrices}
+    consumers: dict[str, list] = {}
+    for m in mats.values():
+        if m.producer is not None:
+            consumers.setdefault(m.producer, []).append(m)
+    saved = {n: (m.module.weight.clone(), getattr(m.module, "weight_mask", None))
+             for n, m in mats.items()}
+    gen = torch.Generator().manual_seed(0)
+    dev = next(model.parameters()).device
+    x = torch.randn(8, *input_shape, generator=gen).to(dev)
+    was_training = model.training
+    model.eval()
+    try:
+        before = model(x)
+        report: dict[str, dict[str, int]] = {}
+        while _sweep(mats, consumers, report):
+            pass
+        if report and not torch.allclose(model(x), before, atol=atol, rtol=1e-4):
+            for n, (w, mask) in saved.items():
+                mod = mats[n].module
+                mod.weight.copy_(w)
+                if mask is None and hasattr(mod, "weight_mask"):
+                    del mod._buffers["weight_mask"]
+                elif mask is not None:
+                    mod.weight_mask = mask
+            report = {}
+    finally:
+        model.train(was_training)
+    return report
+
+
+def _sweep(mats: dict, consumers: dict, report: dict) -> bool:
+    """One pass of both rules over every producer; True if anything was zeroed."""
+    changed = False
+    for pname, cons in consumers.items():
+        p = mats[pname]
+        pw = layer_matrix(p.module)  # (Np, Mp)
+        used = np.zeros(pw.shape[1], dtype=bool)
+        for c in cons:
+            live = (layer_matrix(c.module) != 0).any(dim=1).cpu().numpy()  # (N,) rows
+            used[c.row_source[live]] = True
+        live_cols = (pw != 0).any(dim=0).cpu().numpy()
+        dead_cols = live_cols & ~used  # computed, read by nobody
+        if dead_cols.any():
+            _zero(p, cols=dead_cols, report=report)
+            changed = True
+            live_cols &= ~dead_cols
+        bias = getattr(p.module, "bias", None)
+        silent = ~live_cols if bias is None else ~live_cols & (bias == 0).cpu().numpy()
+        for c in cons:  # rows fed by a column that is constantly 0
+            rows = silent[c.row_source] & (layer_matrix(c.module) != 0).any(dim=1).cpu().numpy()
+            if rows.any():
+                _zero(c, rows=rows, report=report)
+                changed = True
+    return changed
+
+
+def _zero(m, rows: np.ndarray | None = None, cols: np.ndarray | None = None,
+          report: dict | None = None) -> None:
+    w = layer_matrix(m.module)  # (N, M) view
+    keep = torch.ones_like(w)
+    if rows is not None:
+        keep[torch.as_tensor(rows, device=w.device)] = 0
+    if cols is not None:
+        keep[:, torch.as_tensor(cols, device=w.device)] = 0
+    old = getattr(m.module, "weight_mask", None)
+    mask = keep.T if old is None else old.reshape(keep.T.shape) * keep.T
+    set_mask(m.module, mask)
+    r = report.setdefault(m.name, {"columns": 0, "rows": 0})
+    r["columns"] += int(cols.sum()) if cols is not None else 0
+    r["rows"] += int(rows.sum()) if rows is not None else 0
