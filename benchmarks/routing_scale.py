@@ -79,14 +79,15 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def place_route(design: Design, rows: int, **route_kw) -> tuple[dict, object]:
+def place_route(design: Design, rows: int, place_kw: dict | None = None,
+                **route_kw) -> tuple[dict, object]:
     from mapping.congestion import overflow_lower_bound
     from mapping.placement import PlaceConfig, place
     from mapping.routing import RouteConfig, route
     from mapping.spec import CrossbarSpec
 
     t0 = time.perf_counter()
-    pl = place(design, PlaceConfig())
+    pl = place(design, PlaceConfig(**(place_kw or {})))
     t1 = time.perf_counter()
     cfg = RouteConfig.for_spec(CrossbarSpec(rows, rows), **route_kw)
     rt = route(design, pl, cfg)
@@ -97,6 +98,10 @@ def place_route(design: Design, rows: int, **route_kw) -> tuple[dict, object]:
             "place_method": pl.method, "route_method": rt.method, "route_status": rt.status,
             "placement_cost": pl.cost, "wirelength": rt.wirelength,
             "lower_bound": rt.lower_bound, "wl_over_lb": rt.wirelength / rt.lower_bound,
+            "signal_bound": rt.signal_bound,
+            "wl_over_signal_bound": rt.wirelength / max(rt.signal_bound, 1),
+            "net_model": cfg.net_model, "pin_access": cfg.pin_access,
+            "connections": len(rt.widths),
             "overflow": rt.overflow, "overflow_lower_bound": overflow_lower_bound(rt),
             "max_congestion": rt.max_congestion, "mean_congestion": rt.mean_congestion,
             "routing_area_um2": rt.routing_area_um2, "place_s": round(t1 - t0, 2),
@@ -175,6 +180,11 @@ def mapped(name: str) -> dict:
         (n.src, n.dst, n.width) for n in same.nets) == sorted(
         (n.src, n.dst, n.width) for n in dense.nets)
     res["min_zero_overflow_capacity"] = min_zero_overflow_capacity(dense, 64)
+    old, _ = place_route(dense, 64, {"output_units_per_site": 4}, net_model="two-pin",
+                         pin_access="center")  # hardware-model section 3/5 as written
+    res["section3_two_pin_buses"] = {k: old[k] for k in (
+        "wirelength", "lower_bound", "overflow", "overflow_lower_bound", "max_congestion",
+        "net_model", "pin_access")} | {"output_units_per_site": 4}
     from mapping.congestion import routing_area_ratio
 
     comp = map_model(group_deleted(info.factory(), 64), CrossbarSpec(64, 64),

@@ -17,6 +17,8 @@ model's output did not move; if it did (a consumer this analysis cannot see, or 
 maps 0 elsewhere) it restores the weights and masks and reports that nothing was deleted.
 """
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -42,7 +44,8 @@ def delete_dead_signals(model: nn.Module, input_shape: tuple[int, ...],
              for n, m in mats.items()}
     gen = torch.Generator().manual_seed(0)
     dev = next(model.parameters()).device
-    x = torch.randn(8, *input_shape, generator=gen).to(dev)
+    dtype = next(model.parameters()).dtype
+    x = torch.randn(8, *input_shape, generator=gen).to(dev, dtype)
     was_training = model.training
     model.eval()
     try:
@@ -58,6 +61,10 @@ def delete_dead_signals(model: nn.Module, input_shape: tuple[int, ...],
                     del mod._buffers["weight_mask"]
                 elif mask is not None:
                     mod.weight_mask = mask
+            warnings.warn("delete_dead_signals: deleting the dead signals moved the model's "
+                          "output (a layer between matrices that maps 0 elsewhere, e.g. batch "
+                          "norm, or a consumer the mapper cannot see); nothing was deleted",
+                          stacklevel=2)
             report = {}
     finally:
         model.train(was_training)

@@ -37,7 +37,8 @@ def routing_area_ratio(compressed: Routing, dense: Routing) -> float:
     for name, r in (("compressed", compressed), ("dense", dense)):
         if not isinstance(r, Routing):
             raise TypeError(f"{name} must be a Routing, got {type(r).__name__}")
-    keys = ("gcell_um", "wire_pitch_um", "gcells_per_site", "capacity")
+    keys = ("gcell_um", "wire_pitch_um", "gcells_per_site", "capacity", "net_model",
+            "pin_access")
     diff = [k for k in keys if getattr(compressed.config, k) != getattr(dense.config, k)]
     if diff:
         raise ValueError(f"routing_area_ratio compares routings made with different {diff}; "
@@ -91,7 +92,7 @@ class RoutingReport:
     """The figures of one placed and routed design (see to_dict for routing.json)."""
 
     wirelength: int
-    """Sum over nets of width x routed length (gcell edges)."""
+    """Sum over connections of width x routed length (gcell edges)."""
     lower_bound: int
     """Sum over connections of width x Manhattan distance of its pin gcells (for multi-pin
     nets: the rectilinear length of the trees routed, so wirelength / lower_bound measures
@@ -108,14 +109,17 @@ class RoutingReport:
     overflow: int
     """Tracks above capacity, summed over gcell edges."""
     overflow_lower_bound: int
-    """Overflow no router can avoid with this placement (pin-cut bound)."""
+    """Overflow no router can avoid with this placement and these connection pins (pin-cut
+    bound)."""
     overflowed_edges: int
     nets: int
     """Nets of the design (hardware-model section 3)."""
     connections: int
     """Two-pin connections routed (the nets themselves, or the edges of multi-pin trees)."""
     wires: int
-    """Sum of connection widths."""
+    """Sum of the widths of the design's nets (section 3's wires)."""
+    connection_wires: int
+    """Sum of the widths of the connections routed."""
     net_model: str
     grid_gcells: tuple[int, int]
     tracks_per_gcell_edge: int
@@ -123,9 +127,9 @@ class RoutingReport:
     status: str
     seconds: float
     layers: dict[str, dict] = field(default_factory=dict)
-    """Per matrix (net.matrix): nets, wires, wirelength, lower_bound, routing_area_um2,
+    """Per matrix (net.matrix): connections, wires, wirelength, lower_bound, routing_area_um2,
     overflow (each edge's overflow shared by the layers in proportion to their demand on it),
-    max_congestion (over the edges its routes use), overflowed_nets."""
+    max_congestion (over the edges its routes use), overflowed_connections."""
     dense: dict | None = None
     """Headline figures of the dense baseline's routing, if given."""
 
@@ -155,7 +159,7 @@ def report(routing: Routing, dense: Routing | None = None) -> RoutingReport:
     flat = np.concatenate(routing.edges) if lens.sum() else np.zeros(0, dtype=np.int64)
     owner = np.repeat(np.arange(n), lens)
     hot = np.zeros(n, dtype=bool)
-    hot[owner[over[flat] > 0]] = True  # nets crossing an overflowed edge
+    hot[owner[over[flat] > 0]] = True  # connections crossing an overflowed edge
     index = {name: j for j, name in enumerate(dict.fromkeys(routing.layers))}
     lid = np.array([index[m] for m in routing.layers], dtype=np.int64)
     share = np.divide(over, routing.usage, out=np.zeros(len(over)), where=routing.usage > 0)
@@ -171,19 +175,22 @@ def report(routing: Routing, dense: Routing | None = None) -> RoutingReport:
             "routing_area_um2": wl * routing.config.wire_pitch_um * routing.config.gcell_um,
             "overflow": float((use * share).sum()),
             "max_congestion": float(cong[use > 0].max()) if (use > 0).any() else 0.0,
-            "overflowed_nets": int(hot[m].sum())}
+            "overflowed_connections": int(hot[m].sum())}
     base = None
     if dense is not None:
         base = {"wirelength": dense.wirelength, "lower_bound": dense.lower_bound,
                 "routing_area_um2": dense.routing_area_um2, "overflow": dense.overflow,
-                "max_congestion": dense.max_congestion, "nets": len(dense.widths)}
+                "max_congestion": dense.max_congestion, "nets": dense.n_nets,
+                "connections": len(dense.widths)}
     bound = routing.lower_bound if routing.signal_bound is None else routing.signal_bound
     return RoutingReport(
         routing.wirelength, routing.lower_bound, bound, routing.routing_area_um2,
         routing_area_ratio(routing, dense) if dense is not None else None,
         routing.max_congestion, routing.mean_congestion, routing.overflow,
         overflow_lower_bound(routing), int((over > 0).sum()), routing.n_nets,
-        len(routing.widths), int(routing.widths.sum()), routing.config.net_model,
+        len(routing.widths),
+        int(routing.widths.sum()) if routing.net_wires is None else routing.net_wires,
+        int(routing.widths.sum()), routing.config.net_model,
         tuple(routing.grid_gcells), routing.config.capacity,
         routing.method, routing.status, round(routing.seconds, 3), layers, base)
 

@@ -68,7 +68,7 @@ class RouteConfig:
     time_limit_s: float = 1.0
     """CP-SAT budget in deterministic seconds (max_deterministic_time: reproducible)."""
     cpsat_max_nets: int = 1000
-    """Largest design (nets) that method 'auto' gives to CP-SAT."""
+    """Largest design (two-pin connections routed) that method 'auto' gives to CP-SAT."""
     cpsat_workers: int = 1
     """CP-SAT threads; with more than one, interleaved search keeps the result deterministic."""
     overflow_penalty: int = 100
@@ -159,8 +159,11 @@ class Routing:
     net_connections: list[np.ndarray] | None = None
     """Per net of the design: its connections from src to dst (None: connection i = net i)."""
     signal_bound: int | None = None
-    """Sum over signals of the half-perimeter of the pins each must reach: a lower bound on
-    wirelength for any tree (mapping.steiner); None = lower_bound."""
+    """A lower bound on the wirelength of any routing of the design's signals on this placement
+    (trees or not, pins anywhere on the footprints with pin_access 'footprint';
+    mapping.steiner); None = lower_bound."""
+    net_wires: int | None = None
+    """Sum of the widths of the design's nets (hardware-model section 3's wires)."""
 
     @property
     def n_nets(self) -> int:
@@ -169,18 +172,11 @@ class Routing:
 
     def net_path(self, i: int) -> np.ndarray:
         """(length + 1, 2) gcells visited by net i of the design, from its src pin to its dst
-        pin (through the tree's branch points for a multi-pin net)."""
+        pin (through the taps of the tiles its tree passes on the way)."""
         if self.net_connections is None:
             return self.path(i)
-        parts = [self.path(int(c)) for c in self.net_connections[i]]
-        out = [parts[0]]
-        for q in parts[1:]:  # joined inside the unit between them (not routing) by an L
-            a, b = out[-1][-1], q[0]
-            xs = np.arange(a[0], b[0], 1 if b[0] >= a[0] else -1)
-            ys = np.arange(a[1], b[1], 1 if b[1] >= a[1] else -1)
-            hop = np.r_[np.c_[xs, np.full(len(xs), a[1])], np.c_[np.full(len(ys), b[0]), ys]]
-            out += [hop[1:], q] if len(hop) else [q[1:]]
-        return np.concatenate(out).astype(np.int64)
+        parts = [self.path(int(c)) for c in self.net_connections[i]]  # each starts at a tap
+        return np.concatenate([parts[0]] + [q[1:] for q in parts[1:]]).astype(np.int64)
 
     @property
     def grid(self) -> Grid:
@@ -271,10 +267,6 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     pin, lo, hi = footprints(arr, placement, g)
     box = (lo, hi) if cfg.pin_access == "footprint" else None
     con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box)
-    if cfg.pin_access == "footprint":  # each end: the footprint gcell nearest the other end
-        e0, e1 = con.ends[:, 0], con.ends[:, 1]
-        con.pins = np.stack([np.clip(pin[e1], lo[e0], hi[e0]),
-                             np.clip(pin[e0], lo[e1], hi[e1])], axis=1)
     long = np.flatnonzero((con.pins[:, 0] != con.pins[:, 1]).any(axis=1))  # length > 0
     pins, width = con.pins[long], con.widths[long]
     cap = np.full(grid.n_edges, cfg.capacity, dtype=np.int64)
@@ -290,7 +282,7 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     return Routing((grid.gx, grid.gy), con.pins, con.widths, con.layers, edges, usage, cap, cfg,
                    method, status, time.perf_counter() - t0,
                    None if cfg.net_model == "two-pin" else con.net_connections,
-                   con.signal_bound)
+                   con.signal_bound, int(arr.width.sum()))
 
 
 # ------------------------------------------------------------------------------ the grid

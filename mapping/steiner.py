@@ -16,6 +16,7 @@ the route of every net of section 3 is still defined (netlists, routes.json).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,69 +42,93 @@ class Connections:
     net_connections: list[np.ndarray]
     """Per net of ``design.nets``: ids of its connections, in order from its src to its dst."""
     signal_bound: int
-    """Sum over the signals of every net group of the half-perimeter of the pins the signal
-    must reach: a lower bound on wirelength that holds for any tree (RSMT >= HPWL)."""
+    """A lower bound on the wirelength of any routing of these signals with pins anywhere on
+    the footprints, trees or not (see _hpwl_signals); output buses count their box distance."""
 
 
 def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarray,
                 width: np.ndarray, model: str = "steiner",
                 box: tuple[np.ndarray, np.ndarray] | None = None) -> Connections:
-    """Connections for ``design.nets``. pin: (n_units, 2) pin gcell per unit; src, dst: (n_nets,)
-    unit indices; width: (n_nets,) wires; box: (lo, hi) (n_units, 2) footprint corners where a
-    unit's pins may sit (for signal_bound; default: the pin gcell only)."""
+    """Connections for ``design.nets`` and where their ends sit.
+
+    pin: (n_units, 2) centre gcell per unit; src, dst: (n_nets,) unit indices; width: (n_nets,)
+    wires; box: (lo, hi) (n_units, 2) inclusive footprint corners where a unit's pins may sit
+    (None: only at ``pin``). A two-pin connection joins the nearest gcells of its two
+    footprints. A tree taps each unit at one gcell: the root at the point of its footprint
+    nearest its children's centres, every other node at the point of its footprint nearest its
+    parent's tap, so a branch that passes a tile on to the next one is routed (and counted)
+    all the way."""
     if model not in NET_MODELS:
         raise ValueError(f"net model must be one of {NET_MODELS}, got {model!r}")
     nets = design.nets
     lo, hi = (pin, pin) if box is None else box
-    pins = np.stack([pin[src], pin[dst]], axis=1)  # (n, 2, 2)
-    gap = np.maximum(np.maximum(lo[src], lo[dst]) - np.minimum(hi[src], hi[dst]), 0).sum(axis=1)
-    hpwl = int((width * gap).sum())
-    if model == "two-pin":
-        return Connections(pins, np.stack([src, dst], axis=1), width.copy(), [n.matrix for n in nets],
-                           [np.array([i]) for i in range(len(nets))], hpwl)
     block = {u.name: u.block for u in design.units}
     groups: dict[tuple, list[int]] = {}
     for i, n in enumerate(nets):
         if n.kind == "input":
             groups.setdefault((n.src, n.matrix, block[n.dst][0]), []).append(i)
+    rows_of = {key: _row_masks(design, key[0], key[1], key[2], np.array(members), block)
+               for key, members in groups.items()}
+    bound = sum(_hpwl_signals(lo[np.r_[src[m[0]], dst[m]]], hi[np.r_[src[m[0]], dst[m]]],
+                              rows_of[key]) for key, m in groups.items())
+    solo = np.array([n.kind != "input" for n in nets], dtype=bool)  # output buses
+    gap = np.maximum(np.maximum(lo[src], lo[dst]) - np.minimum(hi[src], hi[dst]), 0)
+    bound += int((width[solo] * gap[solo].sum(axis=1)).sum())
+    if model == "two-pin":  # no trees: the bound above is what trees could reach
+        pins = np.stack(_nearest(lo[src], hi[src], lo[dst], hi[dst], pin[src]), axis=1)
+        return Connections(pins, np.stack([src, dst], axis=1), width.copy(),
+                           [n.matrix for n in nets], [np.array([i]) for i in range(len(nets))],
+                           bound)
     out_pins, out_ends, out_w, out_layer = [], [], [], []
     chains: list[np.ndarray | None] = [None] * len(nets)
-    bound, m = 0, 0
+    m = 0
     for i, n in enumerate(nets):  # connections in the order of the nets they first serve
         if chains[i] is not None:
             continue
-        if n.kind != "input":
-            out_pins.append(pins[i][None])
+        if solo[i]:
+            a, b = _nearest(lo[src[i]], hi[src[i]], lo[dst[i]], hi[dst[i]], pin[src[i]])
+            out_pins.append(np.stack([a, b])[None])
             out_ends.append(np.array([[src[i], dst[i]]]))
             out_w.append(width[i:i + 1])
             out_layer.append(n.matrix)
             chains[i] = np.array([m])
-            bound += int(width[i] * gap[i])
             m += 1
             continue
-        members = groups[(n.src, n.matrix, block[n.dst][0])]
-        idx = np.array(members)
-        rows = _row_masks(design, n.src, n.matrix, block[n.dst][0], idx, block)  # (k, R)
-        u = np.r_[src[i], dst[idx]]  # (k + 1,) units, root first
-        p = pin[u]  # (k + 1, 2)
-        parent, order, sub = _tree(p, rows)
-        conn = np.full(len(p), -1)
-        conn[order[1:]] = m + np.arange(len(p) - 1)  # connection parent[v] -> v
-        out_pins.append(np.stack([p[parent[order[1:]]], p[order[1:]]], axis=1))
+        key = (n.src, n.matrix, block[n.dst][0])
+        members = groups[key]
+        u = np.r_[src[i], dst[np.array(members)]]  # (k + 1,) units, root first
+        parent, order, sub = _tree(pin[u], rows_of[key])
+        tap = np.empty((len(u), 2), dtype=np.int64)
+        kids = pin[u[parent == 0]] if len(u) > 1 else pin[u[:1]]
+        tap[0] = np.clip(np.median(kids, axis=0).round().astype(np.int64), lo[u[0]], hi[u[0]])
+        for v in order[1:]:  # parents before children
+            tap[v] = np.clip(tap[parent[v]], lo[u[v]], hi[u[v]])
+        conn = np.full(len(u), -1)
+        conn[order[1:]] = m + np.arange(len(u) - 1)  # connection parent[v] -> v
+        out_pins.append(np.stack([tap[parent[order[1:]]], tap[order[1:]]], axis=1))
         out_ends.append(np.stack([u[parent[order[1:]]], u[order[1:]]], axis=1))
         out_w.append(sub[order[1:]].sum(axis=1))
-        out_layer += [n.matrix] * (len(p) - 1)
-        m += len(p) - 1
+        out_layer += [n.matrix] * (len(u) - 1)
+        m += len(u) - 1
         for j, net_id in enumerate(members):
             v, chain = j + 1, []
             while v != 0:
                 chain.append(conn[v])
                 v = parent[v]
             chains[net_id] = np.array(chain[::-1])
-        bound += _hpwl_signals(lo[u], hi[u], rows)
     return Connections(np.concatenate(out_pins).astype(np.int64),
                        np.concatenate(out_ends).astype(np.int64),
                        np.concatenate(out_w).astype(np.int64), out_layer, chains, bound)
+
+
+def _nearest(lo_a, hi_a, lo_b, hi_b, ref) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest gcells of two boxes (any leading shape, last axis 2): per axis, where the
+    ranges overlap both ends take ``ref`` clipped into the overlap; else the facing sides."""
+    top, bot = np.maximum(lo_a, lo_b), np.minimum(hi_a, hi_b)
+    shared = np.clip(ref, np.minimum(top, bot), bot)
+    a = np.where(top <= bot, shared, np.where(hi_a < lo_b, hi_a, lo_a))
+    b = np.where(top <= bot, shared, np.where(hi_b < lo_a, hi_b, lo_b))
+    return a, b
 
 
 def _tree(p: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,6 +172,10 @@ def _row_masks(design: Design, src: str, mat: str, a: int, idx: np.ndarray,
             return masks
         raise ValueError(f"design.row_signals[{mat!r}] disagrees with the widths of the nets "
                          f"from {src}; rebuild the design with map_model")
+    if widths.min() != widths.max():
+        warnings.warn(f"design has no row_signals for {mat!r}: routing the buses from {src} as "
+                      "if the narrower carried a subset of the wider's rows (build the design "
+                      "with map_model for exact tree widths)", stacklevel=4)
     return np.arange(int(widths.max()))[None, :] < widths[:, None]  # nested rows
 
 
