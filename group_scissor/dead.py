@@ -78,8 +78,8 @@ def _sweep(mats: dict, consumers: dict, report: dict) -> bool:
         p = mats[pname]
         pw = layer_matrix(p.module)  # (Np, Mp)
         used = np.zeros(pw.shape[1], dtype=bool)
-        for c in cons:
-            live = (layer_matrix(c.module) != 0).any(dim=1).cpu().numpy()  # (N,) rows
+        live_rows = [(layer_matrix(c.module) != 0).any(dim=1).cpu().numpy() for c in cons]
+        for c, live in zip(cons, live_rows, strict=True):  # live: (N,) rows
             used[c.row_source[live]] = True
         live_cols = (pw != 0).any(dim=0).cpu().numpy()
         dead_cols = live_cols & ~used  # computed, read by nobody
@@ -89,8 +89,8 @@ def _sweep(mats: dict, consumers: dict, report: dict) -> bool:
             live_cols &= ~dead_cols
         bias = getattr(p.module, "bias", None)
         silent = ~live_cols if bias is None else ~live_cols & (bias == 0).cpu().numpy()
-        for c in cons:  # rows fed by a column that is constantly 0
-            rows = silent[c.row_source] & (layer_matrix(c.module) != 0).any(dim=1).cpu().numpy()
+        for c, live in zip(cons, live_rows, strict=True):  # rows fed by a constant-0 column
+            rows = silent[c.row_source] & live
             if rows.any():
                 _zero(c, rows=rows, report=report)
                 changed = True

@@ -33,8 +33,6 @@ class Connections:
 
     pins: np.ndarray
     """(m, 2, 2) int: [[x0, y0], [x1, y1]] gcells of each connection's ends."""
-    ends: np.ndarray
-    """(m, 2) int: unit index of each connection's ends."""
     widths: np.ndarray
     """(m,) wires of each connection."""
     layers: list[str]
@@ -74,21 +72,18 @@ def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarra
     solo = np.array([n.kind != "input" for n in nets], dtype=bool)  # output buses
     gap = np.maximum(np.maximum(lo[src], lo[dst]) - np.minimum(hi[src], hi[dst]), 0)
     bound += int((width[solo] * gap[solo].sum(axis=1)).sum())
+    near = np.stack(_nearest(lo[src], hi[src], lo[dst], hi[dst], pin[src]), axis=1)  # (n,2,2)
     if model == "two-pin":  # no trees: the bound above is what trees could reach
-        pins = np.stack(_nearest(lo[src], hi[src], lo[dst], hi[dst], pin[src]), axis=1)
-        return Connections(pins, np.stack([src, dst], axis=1), width.copy(),
-                           [n.matrix for n in nets], [np.array([i]) for i in range(len(nets))],
-                           bound)
-    out_pins, out_ends, out_w, out_layer = [], [], [], []
+        return Connections(near, width.copy(), [n.matrix for n in nets],
+                           [np.array([i]) for i in range(len(nets))], bound)
+    out_pins, out_w, out_layer = [], [], []
     chains: list[np.ndarray | None] = [None] * len(nets)
     m = 0
     for i, n in enumerate(nets):  # connections in the order of the nets they first serve
         if chains[i] is not None:
             continue
         if solo[i]:
-            a, b = _nearest(lo[src[i]], hi[src[i]], lo[dst[i]], hi[dst[i]], pin[src[i]])
-            out_pins.append(np.stack([a, b])[None])
-            out_ends.append(np.array([[src[i], dst[i]]]))
+            out_pins.append(near[i][None])
             out_w.append(width[i:i + 1])
             out_layer.append(n.matrix)
             chains[i] = np.array([m])
@@ -99,14 +94,13 @@ def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarra
         u = np.r_[src[i], dst[np.array(members)]]  # (k + 1,) units, root first
         parent, order, sub = _tree(pin[u], rows_of[key])
         tap = np.empty((len(u), 2), dtype=np.int64)
-        kids = pin[u[parent == 0]] if len(u) > 1 else pin[u[:1]]
+        kids = pin[u[parent == 0]]  # (c, 2) centres of the root's children
         tap[0] = np.clip(np.median(kids, axis=0).round().astype(np.int64), lo[u[0]], hi[u[0]])
         for v in order[1:]:  # parents before children
             tap[v] = np.clip(tap[parent[v]], lo[u[v]], hi[u[v]])
         conn = np.full(len(u), -1)
         conn[order[1:]] = m + np.arange(len(u) - 1)  # connection parent[v] -> v
         out_pins.append(np.stack([tap[parent[order[1:]]], tap[order[1:]]], axis=1))
-        out_ends.append(np.stack([u[parent[order[1:]]], u[order[1:]]], axis=1))
         out_w.append(sub[order[1:]].sum(axis=1))
         out_layer += [n.matrix] * (len(u) - 1)
         m += len(u) - 1
@@ -117,7 +111,6 @@ def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarra
                 v = parent[v]
             chains[net_id] = np.array(chain[::-1])
     return Connections(np.concatenate(out_pins).astype(np.int64),
-                       np.concatenate(out_ends).astype(np.int64),
                        np.concatenate(out_w).astype(np.int64), out_layer, chains, bound)
 
 
