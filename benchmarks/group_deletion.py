@@ -144,8 +144,12 @@ def main() -> None:
     if args.promote:
         path = Path(args.results)
         allres = json.loads(path.read_text()) if path.is_file() else {}
-        allres[args.model] = {**json.loads(Path(args.promote).read_text())[args.model],
-                              "promoted_by": "python " + " ".join(sys.argv)}
+        src = Path(args.promote)
+        found = json.loads(src.read_text()) if src.is_file() else {}
+        if args.model not in found:
+            ap.error(f"--promote {src}: no {args.model!r} figures there; pass the --results "
+                     "file of a finished group_deletion.py run")
+        allres[args.model] = {**found[args.model], "promoted_by": "python " + " ".join(sys.argv)}
         write_json(path, allres)
         print(f"{args.model}: figures of {args.promote} -> {path}")
         return
