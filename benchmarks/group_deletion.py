@@ -123,6 +123,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--fine-tune-epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--fine-tune-lr", type=float, default=None,
+                    help="restart the learning rate from this after deletion (default: the "
+                         "schedule runs on); magnitude pruning then fine-tunes from it too")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threshold", type=float, default=0.05, help="relative deletion threshold")
     ap.add_argument("--subgradient", action="store_true", help="default: prox")
@@ -161,7 +164,7 @@ def main() -> None:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0)
     pcfg = PruneConfig(lambda_=args.lam, method="subgradient" if args.subgradient else "prox",
                        threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
-                       fine_tune_epochs=args.fine_tune_epochs)
+                       fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr)
     out = Path(args.runs) / f"{args.model}-prune"
     resume = (out / "resume.pt").is_file() and not args.fresh
     res = prune_stage(args.model, dataset, args.data_dir, cfg, pcfg, out,
@@ -179,9 +182,9 @@ def main() -> None:
     mag["test_accuracy_no_fine_tune"] = evaluate(clipped, data.test.x, data.test.y)[1]
     ft = (round(args.fine_tune_epochs) if args.magnitude_fine_tune_epochs is None
           else args.magnitude_fine_tune_epochs)
-    ft_lr = args.lr * 0.1
+    ft_lr = args.fine_tune_lr or args.lr * 0.1
     mag["test_accuracy_fine_tuned"] = mag["wires_after_fine_tune"] = None
-    if ft > 0:  # masked fine-tune, cosine from lr/10 (the tail of the prune run's schedule)
+    if ft > 0:  # masked fine-tune, cosine from the prune run's fine-tune lr (default lr/10)
         fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=0)
         mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, [KeepMasks()],
                                                   progress=False).fit().test_accuracy

@@ -65,6 +65,10 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=None, help="override the recipe's")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's")
     ap.add_argument("--fine-tune-epochs", type=int, default=None, help="override the recipe's")
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's")
+    ap.add_argument("--fine-tune-lr", type=float, default=None,
+                    help="restart the learning rate from this after the last clip")
+    ap.add_argument("--tag", default="", help="suffix for the run's name and results key")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--runs", default="runs/bench")
     ap.add_argument("--record-as-main", action="store_true",
@@ -86,11 +90,12 @@ def main() -> None:
     clip_kw = {**r["clip"], **({"tolerance": args.tolerance} if args.tolerance else {})}
     if args.fine_tune_epochs is not None:
         clip_kw["fine_tune_epochs"] = args.fine_tune_epochs
-    train_cfg = r["train"] if args.epochs is None else TrainConfig(
-        **{**r["train"].__dict__, "epochs": args.epochs})
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    train_cfg = TrainConfig(**{**r["train"].__dict__, **overrides})
+    clip_kw["fine_tune_lr"] = args.fine_tune_lr
     ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
                            else args.method, reg_strength=strength)
-    tag = f"{args.method}-tol{ccfg.tolerance:g}"
+    tag = f"{args.method}-tol{ccfg.tolerance:g}{args.tag}"
     out = Path(args.runs) / f"{args.model}-clip-{tag}"
     res = clip_stage(args.model, r["dataset"], args.data_dir, train_cfg, ccfg, out,
                      checkpoint=dense_dir / "checkpoint.pt",

@@ -87,6 +87,9 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
          clip_interval: Annotated[int, typer.Option(help="Optimizer steps between clips.")] = 500,
          fine_tune_epochs: Annotated[float, typer.Option(
              help="Final epochs trained at fixed ranks.")] = 0.0,
+         fine_tune_lr: Annotated[float | None, typer.Option(
+             help="Restart the learning rate from this for the fine-tune epochs "
+                  "(default: the schedule runs on).")] = None,
          tolerance_ramp_epochs: Annotated[float, typer.Option(
              help="Raise the tolerance from 0 over this many epochs.")] = 0.0,
          layers: Annotated[str | None, typer.Option(
@@ -110,7 +113,7 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
                       weight_decay=weight_decay, schedule=schedule,
                       warmup_epochs=warmup_epochs, seed=seed)
     ccfg = ClipStageConfig(tolerance=tolerance, clip_interval=clip_interval,
-                           fine_tune_epochs=fine_tune_epochs,
+                           fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
                            tolerance_ramp_epochs=tolerance_ramp_epochs,
                            layers=tuple(x.strip() for x in layers.split(",")) if layers else None,
                            regularizer=regularizer, reg_strength=reg_strength)

@@ -9,7 +9,7 @@ from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
-from group_scissor.stages import check_out_dir, prepare
+from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
@@ -23,6 +23,9 @@ class ClipStageConfig:
     """Optimizer steps between clips."""
     fine_tune_epochs: float = 0.0
     """Train this many final epochs at fixed ranks (no clipping)."""
+    fine_tune_lr: float | None = None
+    """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
+    None: the training schedule simply runs on."""
     tolerance_ramp_epochs: float = 0.0
     """Raise the tolerance linearly from 0 over this many epochs."""
     layers: tuple[str, ...] | None = None
@@ -36,6 +39,9 @@ class ClipStageConfig:
         if self.fine_tune_epochs < 0 or self.tolerance_ramp_epochs < 0:
             raise ValueError("ClipStageConfig: fine_tune_epochs and tolerance_ramp_epochs must "
                              "be >= 0")
+        if self.fine_tune_lr is not None and not self.fine_tune_lr > 0:
+            raise ValueError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "
+                             f"{self.fine_tune_lr!r}")
         ClipConfig(tolerance=self.tolerance, clip_interval=self.clip_interval)  # validates
         make_regularizer(self.regularizer, self.reg_strength)  # validates the name
 
@@ -48,6 +54,7 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report."""
     out = Path(out)
     check_out_dir(out, resume, force)
+    train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
     layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)

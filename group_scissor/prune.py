@@ -34,7 +34,7 @@ import numpy as np
 import models
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
 from group_scissor.io import save_figure, write_json
-from group_scissor.stages import check_out_dir, prepare
+from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
@@ -45,16 +45,23 @@ class PruneConfig(GroupLassoConfig):
 
     fine_tune_epochs: float = 1.0
     """Final epochs trained without the penalty, deleted groups held at zero by masks."""
+    fine_tune_lr: float | None = None
+    """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
+    None: the training schedule simply runs on."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not (self.fine_tune_epochs >= 0 and math.isfinite(self.fine_tune_epochs)):
             raise ValueError(f"PruneConfig: fine_tune_epochs must be >= 0, got "
                              f"{self.fine_tune_epochs!r}")
+        if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
+                                                  and math.isfinite(self.fine_tune_lr)):
+            raise ValueError(f"PruneConfig: fine_tune_lr must be a positive number or None, got "
+                             f"{self.fine_tune_lr!r}")
 
     def group_lasso(self) -> GroupLassoConfig:
         d = asdict(self)
-        d.pop("fine_tune_epochs")
+        d.pop("fine_tune_epochs"), d.pop("fine_tune_lr")
         return GroupLassoConfig(**d)
 
 
@@ -73,6 +80,7 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
         raise ValueError(f"fine_tune_epochs ({prune_cfg.fine_tune_epochs}) must be smaller than "
                          f"epochs ({train_cfg.epochs}): the group Lasso needs regularized epochs")
     check_out_dir(out, resume, force)
+    train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
     input_shape = models.info(model_name).input_shape
     grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now

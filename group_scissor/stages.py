@@ -1,6 +1,7 @@
 """Stage functions shared by the CLI and the Python API: typed inputs in, artifacts out."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,6 +28,18 @@ def prepare(model_name: str, dataset: str, data_dir, seed: int,
             f"{info.default_dataset or '...'}' or register a model for this data set.")
     torch.manual_seed(seed)
     return load_model(model_name, checkpoint), data
+
+
+def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float,
+                      fine_tune_lr: float | None) -> TrainConfig:
+    """``cfg`` whose schedule starts over from ``fine_tune_lr`` for the last ``fine_tune_epochs``
+    (a warm restart for fine-tuning after the last clip or the deletion); None: ``cfg``."""
+    if fine_tune_lr is None:
+        return cfg
+    if not 0 < fine_tune_epochs < cfg.epochs:
+        raise UsageError(f"a fine-tune learning rate needs 0 < fine-tune epochs < epochs "
+                         f"({cfg.epochs}), got {fine_tune_epochs}; set --fine-tune-epochs.")
+    return replace(cfg, restart_epoch=cfg.epochs - fine_tune_epochs, restart_lr=fine_tune_lr)
 
 
 def check_out_dir(out: Path, resume: bool, force: bool) -> None:

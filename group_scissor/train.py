@@ -56,6 +56,12 @@ class TrainConfig:
     """For 'step': the factor applied at each milestone."""
     warmup_epochs: float = 0.0
     """Linear warm-up from 0 to lr over this many epochs."""
+    restart_epoch: float = 0.0
+    """If > 0: the schedule runs its course over [0, restart_epoch) and starts over (without
+    warm-up) from ``restart_lr`` over [restart_epoch, epochs), e.g. to fine-tune after a deletion
+    (a warm restart, SGDR). 0: one schedule over the whole run."""
+    restart_lr: float = 0.0
+    """Peak learning rate after the restart (used when restart_epoch > 0)."""
     seed: int = 0
     """Seeds batch order and augmentation (the caller seeds the model init with it too)."""
     eval_batch_size: int = 1000
@@ -72,6 +78,10 @@ class TrainConfig:
             (all(0 < m < 1 for m in self.milestones), f"milestones must be in (0, 1), got {self.milestones}"),
             (0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}"),
+            (0 <= self.restart_epoch < self.epochs,
+             f"restart_epoch must be in [0, epochs={self.epochs}), got {self.restart_epoch}"),
+            (self.restart_epoch == 0 or (self.restart_lr > 0 and math.isfinite(self.restart_lr)),
+             f"restart_lr must be a positive number when restart_epoch > 0, got {self.restart_lr}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
         ]
         for ok, msg in checks:
@@ -81,14 +91,20 @@ class TrainConfig:
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+        peak, warm = self.lr, self.warmup_epochs * steps_per_epoch
+        if self.restart_epoch > 0:
+            restart = round(self.restart_epoch * steps_per_epoch)
+            if step >= restart:  # second cycle: [restart, total), no warm-up
+                peak, warm, step, total_steps = self.restart_lr, 0, step - restart, total_steps - restart
+            else:
+                total_steps = restart
         frac = step / max(total_steps, 1)
         if self.schedule == "cosine":
-            lr = 0.5 * self.lr * (1 + math.cos(math.pi * frac))
+            lr = 0.5 * peak * (1 + math.cos(math.pi * frac))
         elif self.schedule == "step":
-            lr = self.lr * self.gamma ** sum(frac >= m for m in self.milestones)
+            lr = peak * self.gamma ** sum(frac >= m for m in self.milestones)
         else:
-            lr = self.lr
-        warm = self.warmup_epochs * steps_per_epoch
+            lr = peak
         return lr * min(1.0, (step + 1) / warm) if warm > 0 else lr
 
 

@@ -269,7 +269,7 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     out = tmp_path / "run"
     args = ["prune", "--model", "lenet", "--dataset", "digits", "--checkpoint", ckpt,
             "--epochs", 2, "--fine-tune-epochs", 1, "--lambda", 0.3, "--batch-size", 256,
-            "--lr", 0.05, "--crossbar", "32x32", "--out", out, "--quiet"]
+            "--lr", 0.05, "--fine-tune-lr", 0.02, "--crossbar", "32x32", "--out", out, "--quiet"]
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     assert "wires" in r.output
@@ -294,6 +294,8 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     assert (out / "tiles.png").stat().st_size > 0 and (out / "checkpoint.pt").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stage"] == "prune" and metrics["wire_ratio"] == w["wire_ratio"]
+    train = json.loads((out / "config.json").read_text())["train"]  # fine-tune: warm restart
+    assert (train["restart_epoch"], train["restart_lr"]) == (1, 0.02)
     # bad input: a clear message, exit code 2
     r = CliRunner().invoke(app, [str(a) for a in args[:-3]] + ["--out", str(tmp_path / "x"),
                                                              "--layers", "fc9"])
@@ -303,7 +305,8 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
 @pytest.mark.parametrize("kw,needle", [
     (dict(lambda_=-1.0), "lambda"), (dict(lambda_={"fc1": float("nan")}), "fc1"),
     (dict(method="adam"), "method"), (dict(threshold_mode="rel"), "threshold_mode"),
-    (dict(threshold=-0.1), "threshold"), (dict(fine_tune_epochs=-1), "fine_tune_epochs")])
+    (dict(threshold=-0.1), "threshold"), (dict(fine_tune_epochs=-1), "fine_tune_epochs"),
+    (dict(fine_tune_lr=0.0), "fine_tune_lr")])
 def test_bad_config_is_rejected_with_a_clear_message(kw, needle):
     with pytest.raises(ValueError, match=needle):
         PruneConfig(**kw)

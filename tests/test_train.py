@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -75,10 +76,17 @@ def test_schedules():
     assert [step.lr_at(s, 100, 10) for s in (49, 50, 74, 75)] == pytest.approx([1, .1, .1, .01])
     warm = TrainConfig(lr=1.0, schedule="constant", warmup_epochs=1)
     assert warm.lr_at(4, 100, 10) == pytest.approx(0.5)
+    # 10 epochs of 10 steps, restart at epoch 6 from 0.1: cosine over 60 steps, then over 40
+    sgdr = TrainConfig(lr=1.0, epochs=10, restart_epoch=6, restart_lr=0.1, warmup_epochs=1)
+    assert sgdr.lr_at(4, 100, 10) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 4 / 60)))
+    assert sgdr.lr_at(30, 100, 10) == pytest.approx(0.5)
+    assert [sgdr.lr_at(s, 100, 10) for s in (60, 80)] == pytest.approx([0.1, 0.05])
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1), dict(schedule="linear"),
-                                 dict(momentum=1.5), dict(batch_size=0)])
+                                 dict(momentum=1.5), dict(batch_size=0),
+                                 dict(epochs=5, restart_epoch=5, restart_lr=0.1),
+                                 dict(restart_epoch=2)])
 def test_bad_config_is_rejected(bad):
     with pytest.raises(ValueError, match="TrainConfig"):
         TrainConfig(**bad)
