@@ -172,6 +172,14 @@ def test_regularizers_penalize_and_lower_the_spread():
     force = ForceRegularization(1.0).penalty(T)
     force.backward()
     assert force.item() > 0 and net.fc1.U.weight.grad.abs().sum() > 0
+    f = net.fc1.product().detach().double().T  # reference: pdist of the unit filters
+    f = f / f.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(force.detach().double(), torch.pdist(f).sum(), rtol=1e-4, atol=0)
+    with torch.no_grad():  # two equal filters: distance 0, the gradient stays finite
+        net.fc1.V.weight[1] = net.fc1.V.weight[0]
+    net.zero_grad()
+    ForceRegularization(1.0).penalty(T).backward()
+    assert torch.isfinite(net.fc1.U.weight.grad).all() and torch.isfinite(net.fc1.V.weight.grad).all()
 
 
 def test_clip_cli_writes_ranks_and_mapping(tmp_path):
