@@ -127,6 +127,8 @@ def main() -> None:
                     help="restart the learning rate from this after deletion (default: the "
                          "schedule runs on); magnitude pruning then fine-tunes from it too")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0, help="batch order and augmentation of the "
+                    "prune run and of the magnitude baseline's fine-tune")
     ap.add_argument("--threshold", type=float, default=0.05, help="relative deletion threshold")
     ap.add_argument("--subgradient", action="store_true", help="default: prox")
     ap.add_argument("--sqrt-size-weighting", action="store_true")
@@ -161,7 +163,7 @@ def main() -> None:
     start = time.perf_counter()
     dataset = args.dataset or models.info(args.model).default_dataset
     spec = CrossbarSpec.parse(args.crossbar, encoding=args.encoding)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     pcfg = PruneConfig(lambda_=args.lam, method="subgradient" if args.subgradient else "prox",
                        threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
                        fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr)
@@ -185,7 +187,7 @@ def main() -> None:
     ft_lr = args.fine_tune_lr or args.lr * 0.1
     mag["test_accuracy_fine_tuned"] = mag["wires_after_fine_tune"] = None
     if ft > 0:  # masked fine-tune, cosine from the prune run's fine-tune lr (default lr/10)
-        fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=0)
+        fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=args.seed)
         mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, [KeepMasks()],
                                                   progress=False).fit().test_accuracy
         mag["wires_after_fine_tune"] = map_model(clipped, spec, shape).total_wires
