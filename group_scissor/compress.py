@@ -1,6 +1,7 @@
 """Compression stages: rank clipping (and, later, group connection deletion) as functions from
 a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ class ClipStageConfig:
         if self.fine_tune_epochs < 0 or self.tolerance_ramp_epochs < 0:
             raise ValueError("ClipStageConfig: fine_tune_epochs and tolerance_ramp_epochs must "
                              "be >= 0")
-        if self.fine_tune_lr is not None and not self.fine_tune_lr > 0:
+        if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
+                                                  and math.isfinite(self.fine_tune_lr)):
             raise ValueError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "
                              f"{self.fine_tune_lr!r}")
         ClipConfig(tolerance=self.tolerance, clip_interval=self.clip_interval)  # validates

@@ -93,7 +93,8 @@ class TrainConfig:
         """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
         peak, warm = self.lr, self.warmup_epochs * steps_per_epoch
         if self.restart_epoch > 0:
-            restart = round(self.restart_epoch * steps_per_epoch)
+            # counted from the end, as the stages count their fine-tune steps (same rounding)
+            restart = total_steps - round((self.epochs - self.restart_epoch) * steps_per_epoch)
             if step >= restart:  # second cycle: [restart, total), no warm-up
                 peak, warm, step, total_steps = self.restart_lr, 0, step - restart, total_steps - restart
             else:
