@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
+from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
 from group_scissor.io import write_json  # noqa: E402
 from group_scissor.masks import set_mask  # noqa: E402
@@ -143,6 +144,10 @@ def main() -> None:
                          "other jobs on the machine")
     ap.add_argument("--runs", default="runs/bench")
     ap.add_argument("--results", default=str(RESULTS))
+    ap.add_argument("--teacher", default=None, help="distil from this checkpoint (e.g. the dense "
+                    "baseline's); the magnitude baseline's fine-tune distils from it too")
+    ap.add_argument("--distill-weight", type=float, default=0.9)
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--fresh", action="store_true", help="start the prune run over (default: "
                     "resume an unfinished run with the same settings)")
     args = ap.parse_args()
@@ -167,11 +172,14 @@ def main() -> None:
     pcfg = PruneConfig(lambda_=args.lam, method="subgradient" if args.subgradient else "prox",
                        threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
                        fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr)
+    distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
+               if args.teacher else None)
     out = Path(args.runs) / f"{args.model}-prune"
     resume = (out / "resume.pt").is_file() and not args.fresh
     res = prune_stage(args.model, dataset, args.data_dir, cfg, pcfg, out,
                       checkpoint=args.checkpoint, resume=resume, force=not resume,
-                      progress=False, crossbar=args.crossbar, encoding=args.encoding)
+                      progress=False, crossbar=args.crossbar, encoding=args.encoding,
+                      distill=distill)
     wires = res.extra["wires"]
     data = load_dataset(dataset, args.data_dir)
     shape = models.info(args.model).input_shape
@@ -188,7 +196,8 @@ def main() -> None:
     mag["test_accuracy_fine_tuned"] = mag["wires_after_fine_tune"] = None
     if ft > 0:  # masked fine-tune, cosine from the prune run's fine-tune lr (default lr/10)
         fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=args.seed)
-        mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, [KeepMasks()],
+        cbs = [KeepMasks()] + ([distillation(distill, args.model)] if distill else [])
+        mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, cbs,
                                                   progress=False).fit().test_accuracy
         mag["wires_after_fine_tune"] = map_model(clipped, spec, shape).total_wires
     mag |= {"fine_tune_epochs": ft, "fine_tune_lr": ft_lr if ft else None,
@@ -210,6 +219,7 @@ def main() -> None:
                              if args.overhead_samples > 0 else None),
         "epoch_seconds": [h["seconds"] for h in res.history],
         "settings": {"train": cfg.__dict__, "prune": pcfg.__dict__, "checkpoint": args.checkpoint,
+                     "distill": distill.__dict__ if distill else None,
                      "baseline_metrics": args.baseline_metrics},
         "run": str(out), "seconds": round(time.perf_counter() - start, 1),
         "command": "python " + " ".join(sys.argv),

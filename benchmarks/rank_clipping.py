@@ -26,6 +26,7 @@ import models  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
+from group_scissor.distill import DistillConfig  # noqa: E402
 from group_scissor.io import write_json  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 from mapping.network import map_model  # noqa: E402
@@ -68,6 +69,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's")
     ap.add_argument("--fine-tune-lr", type=float, default=None,
                     help="restart the learning rate from this after the last clip")
+    ap.add_argument("--distill", action="store_true",
+                    help="distil from the dense baseline (knowledge distillation)")
+    ap.add_argument("--distill-weight", type=float, default=0.9)
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--tag", default="", help="suffix for the run's name and results key")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--runs", default="runs/bench")
@@ -95,11 +100,13 @@ def main() -> None:
     clip_kw["fine_tune_lr"] = args.fine_tune_lr
     ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
                            else args.method, reg_strength=strength)
+    distill = (DistillConfig(str(dense_dir / "checkpoint.pt"), args.distill_temperature,
+                             args.distill_weight) if args.distill else None)
     tag = f"{args.method}-tol{ccfg.tolerance:g}{args.tag}"
     out = Path(args.runs) / f"{args.model}-clip-{tag}"
     res = clip_stage(args.model, r["dataset"], args.data_dir, train_cfg, ccfg, out,
                      checkpoint=dense_dir / "checkpoint.pt",
-                     resume=(out / "resume.pt").is_file(), progress=False)
+                     resume=(out / "resume.pt").is_file(), progress=False, distill=distill)
     data = load_dataset(r["dataset"], args.data_dir)
     dense_s = dense_epoch_seconds(args.model, data, train_cfg, dense_dir / "checkpoint.pt")
     shape = models.info(args.model).input_shape
@@ -121,7 +128,8 @@ def main() -> None:
         "crossbars": per_size,
         "epoch_seconds_clipped": [h["seconds"] for h in res.history],
         "epoch_seconds_dense_same_run": round(dense_s, 2),
-        "recipe": {"train": train_cfg.__dict__, "clip": ccfg.__dict__},
+        "recipe": {"train": train_cfg.__dict__, "clip": ccfg.__dict__,
+                   "distill": distill.__dict__ if distill else None},
         "checkpoint": str(out / "checkpoint.pt"),
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now().isoformat(timespec="seconds"),

@@ -33,6 +33,18 @@ Out = Annotated[Path, typer.Option(help="Output directory.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
 Force = Annotated[bool, typer.Option("--force", help="Start over even if --out holds a run.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+Teacher = Annotated[Path | None, typer.Option(
+    help="Distil from this trained checkpoint (e.g. the dense baseline); default: no teacher.")]
+DistillT = Annotated[float, typer.Option(help="Distillation temperature.")]
+DistillW = Annotated[float, typer.Option(
+    help="Share of the loss given to the teacher's soft targets, in [0, 1].")]
+
+
+def distill_config(teacher: Path | None, temperature: float, weight: float):
+    """The DistillConfig of the --teacher options, or None without a teacher."""
+    from group_scissor.distill import DistillConfig
+
+    return DistillConfig(str(teacher), temperature, weight) if teacher else None
 
 
 def friendly_errors(fn):
@@ -102,6 +114,8 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
          epochs: Epochs = 8, lr: Lr = 0.01, batch_size: BatchSize = 64,
          momentum: Momentum = 0.9, weight_decay: WeightDecay = 5e-4,
          schedule: Schedule = "cosine", warmup_epochs: Warmup = 0.0, seed: Seed = 0,
+         teacher: Teacher = None, distill_temperature: DistillT = 4.0,
+         distill_weight: DistillW = 0.9,
          out: Out = Path("runs/clip"), resume: Resume = False, force: Force = False,
          quiet: Quiet = False) -> None:
     """Rank clipping: train low-rank pairs while clipping their ranks; writes OUT/checkpoint.pt,
@@ -119,7 +133,8 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
                            regularizer=regularizer, reg_strength=reg_strength)
     res = clip_stage(model, dataset, data_dir, cfg, ccfg, out, checkpoint=checkpoint,
                      resume=resume, force=force, progress=not quiet, crossbar=crossbar,
-                     encoding=encoding)
+                     encoding=encoding,
+                     distill=distill_config(teacher, distill_temperature, distill_weight))
     if res.is_main:
         m = res.extra.get("mapping", {})
         typer.echo(f"{model} on {dataset}: test accuracy {res.test_accuracy:.4f}, ranks "

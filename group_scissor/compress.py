@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import models
+from group_scissor.distill import DistillConfig, distillation
 from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
@@ -51,13 +52,16 @@ class ClipStageConfig:
 def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
                clip_cfg: ClipStageConfig, out: Path, checkpoint=None, resume: bool = False,
                force: bool = False, progress: bool = True, crossbar: str = "64x64",
-               encoding: str = "differential") -> TrainResult:
+               encoding: str = "differential", distill: DistillConfig | None = None
+               ) -> TrainResult:
     """Factorize ``model_name`` (from ``checkpoint``), train with rank clipping, write
-    checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report."""
+    checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report. ``distill``:
+    also learn from a teacher's soft outputs (group_scissor.distill)."""
     out = Path(out)
     check_out_dir(out, resume, force)
     train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
+    teacher = distillation(distill, model_name) if distill else None  # a bad path fails now
     layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
         to_low_rank(model, layers)
@@ -73,9 +77,13 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
     if reg is not None:
         trainer.callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
+    if teacher is not None:
+        trainer.callbacks.append(teacher)
     if trainer.is_main:
         write_json(out / "config.json", {**meta, "train": asdict(train_cfg),
-                                         "clip": asdict(clip_cfg), "init_checkpoint": checkpoint})
+                                         "clip": asdict(clip_cfg),
+                                         "distill": asdict(distill) if distill else None,
+                                         "init_checkpoint": checkpoint})
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     if trainer.is_main:

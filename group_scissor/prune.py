@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import models
+from group_scissor.distill import DistillConfig, distillation
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
 from group_scissor.io import save_figure, write_json
 from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
@@ -68,9 +69,11 @@ class PruneConfig(GroupLassoConfig):
 def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
                 prune_cfg: PruneConfig, out: Path, checkpoint=None, resume: bool = False,
                 force: bool = False, progress: bool = True, crossbar: str = "64x64",
-                encoding: str = "differential") -> TrainResult:
+                encoding: str = "differential", distill: DistillConfig | None = None
+                ) -> TrainResult:
     """Load ``model_name`` (from ``checkpoint``, e.g. a clip stage's), train with the group
     Lasso for crossbar ``crossbar``/``encoding``, delete, fine-tune; write the artifacts above.
+    ``distill``: also learn from a teacher's soft outputs (group_scissor.distill).
     ``result.extra['wires']`` holds wires.json."""
     from mapping.spec import CrossbarSpec
 
@@ -87,14 +90,16 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     before = _totals(_map(model, spec, input_shape))
     gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
     meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
-    trainer = Trainer(model, data, train_cfg, out, callbacks=[gl], meta=meta, progress=progress)
+    callbacks = [gl] + ([distillation(distill, model_name)] if distill else [])
+    trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
+                      progress=progress)
     gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
                                                  * trainer.steps_per_epoch)
     if trainer.is_main:
         write_json(out / "config.json", {
             **meta, "train": asdict(train_cfg), "prune": asdict(prune_cfg),
             "crossbar": spec.to_dict(), "delete_step": gl.delete_step,
-            "init_checkpoint": checkpoint})
+            "distill": asdict(distill) if distill else None, "init_checkpoint": checkpoint})
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     if trainer.is_main:

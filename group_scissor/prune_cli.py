@@ -57,6 +57,12 @@ def prune_command(
     schedule: Annotated[str, Opt(help="constant, step or cosine.")] = "cosine",
     warmup_epochs: Annotated[float, Opt(help="Linear learning-rate warm-up, in epochs.")] = 0.0,
     seed: Annotated[int, Opt(help="Random seed (init, batch order, augmentation).")] = 0,
+    teacher: Annotated[Path | None, Opt(
+        help="Distil from this trained checkpoint (e.g. the dense baseline); default: no "
+             "teacher.")] = None,
+    distill_temperature: Annotated[float, Opt(help="Distillation temperature.")] = 4.0,
+    distill_weight: Annotated[float, Opt(
+        help="Share of the loss given to the teacher's soft targets, in [0, 1].")] = 0.9,
     out: Annotated[Path, Opt(help="Output directory.")] = Path("runs/prune"),
     resume: Annotated[bool, Opt("--resume", help="Continue the run in --out.")] = False,
     force: Annotated[bool, Opt("--force", help="Start over even if --out holds a run.")] = False,
@@ -65,6 +71,7 @@ def prune_command(
     """Group connection deletion: train with a crossbar-aligned group Lasso, delete the wire
     groups that reach zero, fine-tune; writes OUT/checkpoint.pt, metrics.json, wires.json,
     tiles.png and the mapper's report (mapping.json)."""
+    from group_scissor.distill import DistillConfig
     from group_scissor.prune import PruneConfig, prune_stage
     from group_scissor.train import TrainConfig
 
@@ -81,7 +88,8 @@ def prune_command(
                        fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr)
     res = prune_stage(model, dataset, data_dir, cfg, pcfg, out, checkpoint=checkpoint,
                       resume=resume, force=force, progress=not quiet, crossbar=crossbar,
-                      encoding=encoding)
+                      encoding=encoding, distill=DistillConfig(
+                          str(teacher), distill_temperature, distill_weight) if teacher else None)
     if res.is_main:
         w = res.extra["wires"]
         t, d = w["total"], w["dense_baseline"]

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +116,8 @@ class TrainingDiverged(RuntimeError):
 class Callback:
     """Hooks into the loop. Override what you need; every hook gets the trainer.
 
-    ``penalty`` returns a scalar tensor added to the loss (group Lasso, nuclear norm);
+    ``penalty`` returns a scalar tensor added to the loss (group Lasso, nuclear norm,
+    distillation); ``trainer.batch`` (a ``Batch``) holds the step's inputs, logits and loss;
     ``after_step`` runs after ``optimizer.step()`` (rank clipping, proximal updates, masks).
     A callback that changes parameter shapes calls ``trainer.rebuild_optimizer(...)``.
     State returned by ``state_dict`` is saved in resume.pt and handed back on resume.
@@ -132,6 +133,15 @@ class Callback:
     def on_train_end(self, trainer: "Trainer") -> None: ...
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class Batch(NamedTuple):
+    """The current step's mini-batch as the callbacks' ``penalty`` sees it."""
+
+    x: torch.Tensor  # (batch, *input_shape), after augmentation
+    y: torch.Tensor  # (batch,) labels
+    logits: torch.Tensor  # (batch, classes), with grad
+    loss: torch.Tensor  # scalar mean cross-entropy, with grad
 
 
 @dataclass
@@ -240,7 +250,9 @@ class Trainer:
                 lr = c.lr_at(self.step, self.total_steps, self.steps_per_epoch)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
-                loss = F.cross_entropy(self.model(x), y)
+                logits = self.model(x)  # (batch, classes)
+                loss = F.cross_entropy(logits, y)
+                self.batch = Batch(x, y, logits, loss)  # what penalties may look at
                 total = loss
                 for cb in self.callbacks:
                     p = cb.penalty(self)
