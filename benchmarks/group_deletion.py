@@ -36,6 +36,7 @@ from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, g
 from group_scissor.io import write_json  # noqa: E402
 from group_scissor.masks import set_mask  # noqa: E402
 from group_scissor.prune import PruneConfig, prune_stage, wire_report  # noqa: E402
+from group_scissor.prune_cli import parse_layer_lambda  # noqa: E402
 from group_scissor.train import Callback, TrainConfig, Trainer, evaluate  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
@@ -121,6 +122,9 @@ def main() -> None:
     ap.add_argument("--dataset", default=None, help="default: the model's (mnist / cifar10)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--lambda", dest="lam", type=float, default=2e-3)
+    ap.add_argument("--layer-lambda", default=None,
+                    help="per-matrix or per-layer strengths overriding --lambda, "
+                         "e.g. 'fc1=1e-2,conv1.U=0'")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--fine-tune-epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=0.01)
@@ -169,7 +173,10 @@ def main() -> None:
     dataset = args.dataset or models.info(args.model).default_dataset
     spec = CrossbarSpec.parse(args.crossbar, encoding=args.encoding)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    pcfg = PruneConfig(lambda_=args.lam, method="subgradient" if args.subgradient else "prox",
+    lam = args.lam
+    if args.layer_lambda:
+        lam = {"*": args.lam, **parse_layer_lambda(args.layer_lambda)}
+    pcfg = PruneConfig(lambda_=lam, method="subgradient" if args.subgradient else "prox",
                        threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
                        fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr)
     distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
