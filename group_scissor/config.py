@@ -4,8 +4,8 @@ CLI flags (``--set section.field=value``), saved beside the results.
     cfg = CompileConfig.load("chip.toml", overrides=["clip.tolerance=0.05", "model=lenet"])
 
 TOML layout: top-level keys (model, dataset, data_dir, crossbar, encoding, seed,
-baseline_checkpoint, formats) and one table per stage: [train], [clip_train], [clip],
-[prune_train], [prune], [place], [route].
+baseline_checkpoint, formats, distill_weight, distill_temperature) and one table per stage:
+[train], [clip_train], [clip], [prune_train], [prune], [place], [route].
 """
 
 import json
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from group_scissor.compress import ClipStageConfig
+from group_scissor.distill import DistillConfig
 from group_scissor.errors import UsageError
 from group_scissor.prune import PruneConfig
 from group_scissor.train import TrainConfig
@@ -43,6 +44,11 @@ class CompileConfig:
     """A trained dense checkpoint to start from; skips the train stage."""
     formats: tuple[str, ...] = FORMATS
     """Netlists to export."""
+    distill_weight: float = 0.0
+    """Share of the clip and prune stages' loss given to distillation from the dense baseline,
+    in [0, 1] (0: off; 0.9 is the usual setting)."""
+    distill_temperature: float = 4.0
+    """Softmax temperature of that distillation."""
     train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
     """Dense training."""
     clip_train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.01)
@@ -63,6 +69,7 @@ class CompileConfig:
         from mapping.spec import CrossbarSpec
 
         CrossbarSpec.parse(self.crossbar, encoding=self.encoding)  # validates both
+        DistillConfig("-", self.distill_temperature, self.distill_weight)  # validates both
         bad = [f for f in self.formats if f not in FORMATS]
         if bad:
             raise UsageError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")

@@ -74,6 +74,7 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
             log=print) -> dict:
     """Run (or resume) every stage; returns the report (also written to out/report.json)."""
     from group_scissor.compress import clip_stage
+    from group_scissor.distill import DistillConfig
     from group_scissor.prune import prune_stage
     from group_scissor.stages import train_stage
 
@@ -95,25 +96,29 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
     base = r.run(1, "train", [cfg.model, cfg.dataset, cfg.baseline_checkpoint, asdict(cfg.train)],
                  train)
 
+    teacher = (DistillConfig(base["metrics"]["checkpoint"], cfg.distill_temperature,
+                             cfg.distill_weight) if cfg.distill_weight > 0 else None)
+    kd = [cfg.distill_weight, cfg.distill_temperature] if teacher else []  # in the fingerprints
+
     def clip(folder, resume):
         res = clip_stage(**common, train_cfg=cfg.clip_train, clip_cfg=cfg.clip, out=folder,
                          checkpoint=base["metrics"]["checkpoint"], resume=resume,
-                         force=not resume, progress=progress, **hw)
+                         force=not resume, progress=progress, distill=teacher, **hw)
         return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt"),
                 **res.extra.get("mapping", {})}
 
-    clipped = r.run(2, "clip", [asdict(cfg.clip_train), asdict(cfg.clip), hw], clip)
+    clipped = r.run(2, "clip", [asdict(cfg.clip_train), asdict(cfg.clip), hw, *kd], clip)
 
     def prune(folder, resume):
         res = prune_stage(**common, train_cfg=cfg.prune_train, prune_cfg=cfg.prune, out=folder,
                           checkpoint=clipped["metrics"]["checkpoint"], resume=resume,
-                          force=not resume, progress=progress, **hw)
+                          force=not resume, progress=progress, distill=teacher, **hw)
         w = res.extra["wires"]
         return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt"),
                 "wire_ratio": w["wire_ratio"], "wires": w["total"]["wires"],
                 "dense_wires": w["dense_baseline"]["wires"]}
 
-    pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw], prune)
+    pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw, *kd], prune)
     final_ckpt = pruned["metrics"]["checkpoint"]
     r.run(4, "map", [hw], lambda folder, resume: _map_stage(cfg, final_ckpt, folder))
     route_cfg = asdict(cfg.route) if cfg.route else None

@@ -1,5 +1,7 @@
 """compile end to end on the embedded digits data, with tiny epochs."""
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -24,7 +26,8 @@ def test_config_round_trips_through_toml(tmp_path):
     (["clip.tolerence=0.1"], "unknown setting"), (["bogus=1"], "unknown setting"),
     (["crossbar=0x64"], "must be in"), (["train.lr=-1"], "lr must be"),
     (["formats=[\"gds\"]"], "unknown netlist format"), (["clip.tolerance"], "KEY=VALUE"),
-    (["clip.tolerance=abc"], "clip.tolerance must be a number")])
+    (["clip.tolerance=abc"], "clip.tolerance must be a number"),
+    (["distill_weight=2"], "weight must lie in")])
 def test_bad_settings_are_named(override, needle):
     with pytest.raises((UsageError, ValueError), match=needle):
         CompileConfig.load(None, override)
@@ -54,6 +57,15 @@ def test_compile_runs_resumes_and_reports(tmp_path):
     cfg2 = CompileConfig.load(None, TINY + ["place.seed=1"])
     run_compile(cfg2, tmp_path, progress=False, log=log.append)
     assert [m.split("]")[0][1:] for m in log if "running" in m] == ["5-route", "6-export"]
+    # distilling from the dense baseline redoes the training stages after it
+    log.clear()
+    run_compile(CompileConfig.load(None, TINY + ["place.seed=1", "distill_weight=0.5"]),
+                tmp_path, progress=False, log=log.append)
+    assert [m.split("]")[0][1:] for m in log if "running" in m] == [
+        "2-clip", "3-prune", "4-map", "5-route", "6-export"]
+    clip_cfg = json.loads((tmp_path / "2-clip" / "config.json").read_text())
+    assert clip_cfg["distill"] == {"teacher": str(tmp_path / "1-train" / "checkpoint.pt"),
+                                   "temperature": 4.0, "weight": 0.5}
 
 
 def test_compile_cli_bad_input_is_clean(tmp_path):
