@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
@@ -231,6 +232,7 @@ def main() -> None:
         "run": str(out), "seconds": round(time.perf_counter() - start, 1),
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
     }
     d, t, c, m = (figures["dense_baseline_wires"], figures["wires"], figures["clipped_wires"],
                   mag["wires"])

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
@@ -133,6 +134,7 @@ def main() -> None:
         "checkpoint": str(out / "checkpoint.pt"),
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
         "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps({k: figures[k] for k in ("method", "cell_area_ratio", "test_accuracy",

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import machine  # noqa: E402
 from group_scissor.io import write_json  # noqa: E402
 from group_scissor.stages import train_stage  # noqa: E402
 from group_scissor.train import TrainConfig  # noqa: E402
@@ -63,6 +64,7 @@ def main() -> None:
         "accuracy_per_epoch": [round(h["test_accuracy"], 4) for h in hist],
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
     }
     print(json.dumps({k: v for k, v in figures.items() if k != "accuracy_per_epoch"}, indent=1))
     write_json(Path(__file__).parent / "results" / f"train_dense_{args.model}.json", figures)
