@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import models
-from group_scissor.distill import DistillConfig, distillation
+from group_scissor.distill import DistillConfig, check_resume, distillation
 from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
@@ -58,10 +58,11 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report. ``distill``:
     also learn from a teacher's soft outputs (group_scissor.distill)."""
     out = Path(out)
+    teacher = distillation(distill, model_name) if distill else None  # a bad one fails first
     check_out_dir(out, resume, force)
+    check_resume(out, resume, distill)
     train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
-    teacher = distillation(distill, model_name) if distill else None  # a bad path fails now
     layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
         to_low_rank(model, layers)

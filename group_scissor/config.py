@@ -69,7 +69,9 @@ class CompileConfig:
         from mapping.spec import CrossbarSpec
 
         CrossbarSpec.parse(self.crossbar, encoding=self.encoding)  # validates both
-        DistillConfig("-", self.distill_temperature, self.distill_weight)  # validates both
+        d = DistillConfig("-", self.distill_temperature, self.distill_weight)  # validates both
+        object.__setattr__(self, "distill_temperature", d.temperature)  # 4 -> 4.0: one fingerprint
+        object.__setattr__(self, "distill_weight", d.weight)
         bad = [f for f in self.formats if f not in FORMATS]
         if bad:
             raise UsageError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")

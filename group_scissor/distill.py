@@ -37,6 +37,11 @@ class DistillConfig:
     """Share of the objective given to the soft term, in [0, 1] (0: plain cross-entropy)."""
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "weight"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"DistillConfig: {name} must be a number, got {v!r}")
+            object.__setattr__(self, name, float(v))
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ValueError(f"DistillConfig: temperature must be > 0, got {self.temperature!r}")
         if not 0 <= self.weight <= 1:
@@ -80,9 +85,33 @@ class Distillation(Callback):
 
 def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
     """The callback for ``cfg``, its teacher loaded as registered model ``model_name``."""
-    from group_scissor.checkpoint import load_model
+    from group_scissor.checkpoint import CheckpointError, load_model
 
     if not Path(cfg.teacher).is_file():
         raise UsageError(f"distillation teacher {cfg.teacher} does not exist; pass the "
                          "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher.")
-    return Distillation(load_model(model_name, cfg.teacher), cfg.temperature, cfg.weight)
+    try:
+        teacher = load_model(model_name, cfg.teacher)
+    except CheckpointError as e:
+        raise UsageError(f"--teacher {cfg.teacher} is not a usable checkpoint of model "
+                         f"{model_name!r}, the model being trained: the teacher must be the same "
+                         f"registered model (dense or compressed). ({e})") from None
+    return Distillation(teacher, cfg.temperature, cfg.weight)
+
+
+def check_resume(out: Path, resume: bool, distill: DistillConfig | None) -> None:
+    """Refuse to resume a run in ``out`` under other distillation settings than it started
+    with (the objective would change mid-run and config.json would misreport it)."""
+    import json
+
+    path = Path(out) / "config.json"
+    if not resume or not path.is_file() or not (Path(out) / "resume.pt").is_file():
+        return
+    before = json.loads(path.read_text()).get("distill")
+    now = None if distill is None else {"teacher": distill.teacher,
+                                        "temperature": distill.temperature,
+                                        "weight": distill.weight}
+    if before != now:
+        raise UsageError(f"{out} holds a run started with distillation {before}, not {now}; "
+                         "resume it with the same --teacher settings, or pass --force to start "
+                         "over (or choose another --out).")

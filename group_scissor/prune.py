@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import models
-from group_scissor.distill import DistillConfig, distillation
+from group_scissor.distill import DistillConfig, check_resume, distillation
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
 from group_scissor.io import save_figure, write_json
 from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
@@ -82,7 +82,9 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     if prune_cfg.fine_tune_epochs >= train_cfg.epochs:
         raise ValueError(f"fine_tune_epochs ({prune_cfg.fine_tune_epochs}) must be smaller than "
                          f"epochs ({train_cfg.epochs}): the group Lasso needs regularized epochs")
+    teacher = [distillation(distill, model_name)] if distill else []  # a bad one fails first
     check_out_dir(out, resume, force)
+    check_resume(out, resume, distill)
     train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
     input_shape = models.info(model_name).input_shape
@@ -90,7 +92,7 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     before = _totals(_map(model, spec, input_shape))
     gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
     meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
-    callbacks = [gl] + ([distillation(distill, model_name)] if distill else [])
+    callbacks = [gl] + teacher
     trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
                       progress=progress)
     gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs

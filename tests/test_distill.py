@@ -66,6 +66,17 @@ def test_objective_is_the_blend_of_hard_and_soft_terms(teacher):
     assert Distillation(model, T, 0.0).penalty(FakeTrainer) is None
 
 
+def test_teacher_is_frozen_and_in_eval_mode(digits):
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5),
+                                  torch.nn.Linear(28 * 28, 10)).train()
+    cb = Distillation(teacher, 4.0, 0.9)
+    Trainer(fresh(), digits, TrainConfig(epochs=1, lr=0.02, seed=3), callbacks=[cb],
+            progress=False).fit()
+    assert not teacher.training  # dropout off: the soft targets are deterministic
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+
+
 def test_weight_zero_trains_exactly_like_no_teacher(digits, teacher):
     plain = Trainer(fresh(), digits, CFG, progress=False).fit().model.state_dict()
     cb = Distillation(teacher[0], 4.0, 0.0)
@@ -111,7 +122,8 @@ def test_resume_with_a_teacher_is_bit_identical(digits, teacher, tmp_path):
 
 
 @pytest.mark.parametrize("kw", [{"temperature": 0.0}, {"temperature": float("nan")},
-                                {"weight": -0.1}, {"weight": 1.5}])
+                                {"weight": -0.1}, {"weight": 1.5}, {"weight": True},
+                                {"weight": "0.5"}])
 def test_bad_distill_config_is_rejected(kw):
     with pytest.raises(ValueError):
         DistillConfig("t.pt", **kw)
@@ -120,6 +132,11 @@ def test_bad_distill_config_is_rejected(kw):
 def test_missing_teacher_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="--teacher"):
         distillation(DistillConfig(str(tmp_path / "nope.pt")), "lenet")
+
+
+def test_teacher_of_another_model_is_a_clear_error(teacher):
+    with pytest.raises(UsageError, match="same registered model"):
+        distillation(DistillConfig(str(teacher[1])), "convnet")
 
 
 def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
@@ -143,3 +160,11 @@ def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
     r = runner.invoke(app, ["clip", *common[:-4], "--distill-weight", "2",
                             "--out", str(tmp_path / "bad2")])
     assert r.exit_code == 2 and "weight" in r.output
+    # resuming under other distillation settings would change the objective mid-run
+    r = runner.invoke(app, ["clip", *common[:-2], "--distill-temperature", "2", "--checkpoint",
+                            str(path), "--clip-interval", "20", "--out", str(tmp_path / "clip"),
+                            "--resume"])
+    assert r.exit_code == 2 and "started with distillation" in r.output
+    r = runner.invoke(app, ["prune", *common[:-6], "--checkpoint", str(tmp_path / "clip" /
+                            "checkpoint.pt"), "--out", str(tmp_path / "p"), "--resume"])
+    assert r.exit_code == 2 and "started with distillation" in r.output
