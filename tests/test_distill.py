@@ -7,19 +7,17 @@ from typer.testing import CliRunner
 
 import models
 from group_scissor.cli import app
-from group_scissor.data import load_dataset
 from group_scissor.distill import Distillation, DistillConfig, distillation, soft_loss
 from group_scissor.errors import UsageError
-from group_scissor.train import Batch, Callback, TrainConfig, Trainer
+from group_scissor.train import Batch, TrainConfig, Trainer
+from tests.helpers import StopAt, fresh, small_digits
 
 CFG = TrainConfig(epochs=2, batch_size=64, lr=0.02, seed=3)
 
 
 @pytest.fixture(scope="module")
 def digits():
-    d = load_dataset("digits")
-    d.train.x, d.train.y = d.train.x[:384], d.train.y[:384]  # keep the tests quick
-    return d
+    return small_digits(384)  # keep the tests quick
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +28,6 @@ def teacher(digits, tmp_path_factory):
     res = Trainer(models.get("lenet"), digits, TrainConfig(epochs=3, lr=0.02, seed=7), out,
                   progress=False).fit()
     return res.model, out / "checkpoint.pt"
-
-
-def fresh(seed=3):
-    torch.manual_seed(seed)
-    return models.get("lenet")
 
 
 def test_soft_loss_matches_the_textbook_formula():
@@ -97,15 +90,6 @@ def test_distillation_pulls_the_student_toward_the_teacher(digits, teacher):
     kd = Trainer(fresh(), digits, cfg, callbacks=[Distillation(model, 4.0, 1.0)],
                  progress=False).fit().model.eval()
     assert gap(kd) < 0.5 * gap(plain)  # measured: 0.04 against 2.4
-
-
-class StopAt(Callback):
-    def __init__(self, k):
-        self.k = k
-
-    def on_epoch_begin(self, trainer):
-        if trainer.epoch == self.k:
-            raise KeyboardInterrupt
 
 
 def test_resume_with_a_teacher_is_bit_identical(digits, teacher, tmp_path):

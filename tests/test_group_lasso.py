@@ -28,8 +28,9 @@ from group_scissor.lowrank import layer_matrix, merge, to_low_rank
 from group_scissor.masks import set_mask
 from group_scissor.prune import PruneConfig
 from group_scissor.prune_cli import parse_layer_lambda, prune_command
-from group_scissor.train import Callback, TrainConfig, Trainer
+from group_scissor.train import TrainConfig, Trainer
 from mapping import CrossbarSpec, map_model
+from tests.helpers import StopAt
 
 torch.set_num_threads(1)
 LENET = (1, 28, 28)
@@ -203,15 +204,6 @@ def test_a_deleted_group_removes_exactly_that_wire(spec, matrix, kind):
 
 
 # ---- masks through fine-tuning, resume, merge ---------------------------------------------------
-
-class StopAt(Callback):
-    def __init__(self, k):
-        self.k = k
-
-    def on_epoch_begin(self, trainer):
-        if trainer.epoch == self.k:
-            raise KeyboardInterrupt
-
 
 def test_masks_hold_through_fine_tuning_and_resume(digits, tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=1)

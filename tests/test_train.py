@@ -4,35 +4,16 @@ import math
 import pytest
 import torch
 
-import models
 from group_scissor.checkpoint import load_checkpoint
-from group_scissor.data import load_dataset
 from group_scissor.train import Callback, TrainConfig, Trainer, TrainingDiverged
+from tests.helpers import StopAt, fresh, small_digits
 
 CFG = TrainConfig(epochs=3, batch_size=64, lr=0.02, seed=3)
 
 
 @pytest.fixture(scope="module")
 def digits():
-    d = load_dataset("digits")
-    d.train.x, d.train.y = d.train.x[:512], d.train.y[:512]  # keep the tests quick
-    return d
-
-
-def fresh(seed=3):
-    torch.manual_seed(seed)
-    return models.get("lenet")
-
-
-class StopAt(Callback):
-    """Simulates a kill right after epoch k was checkpointed."""
-
-    def __init__(self, k):
-        self.k = k
-
-    def on_epoch_begin(self, trainer):
-        if trainer.epoch == self.k:
-            raise KeyboardInterrupt
+    return small_digits(512)  # keep the tests quick
 
 
 def test_training_learns_and_writes_artifacts(digits, tmp_path):
