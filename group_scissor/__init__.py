@@ -14,6 +14,7 @@ _EXPORTS = {
     "load_model": "group_scissor.checkpoint", "CompileConfig": "group_scissor.config",
     "compile": "group_scissor.pipeline", "GroupLasso": "group_scissor.group_lasso",
     "GroupLassoConfig": "group_scissor.group_lasso", "PruneConfig": "group_scissor.prune",
+    "DistillConfig": "group_scissor.distill", "Distillation": "group_scissor.distill",
 }
 __all__ = sorted(_EXPORTS)
 
