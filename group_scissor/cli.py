@@ -40,13 +40,6 @@ DistillW = Annotated[float, typer.Option(
     help="Share of the loss given to the teacher's soft targets, in [0, 1].")]
 
 
-def distill_config(teacher: Path | None, temperature: float, weight: float):
-    """The DistillConfig of the --teacher options, or None without a teacher."""
-    from group_scissor.distill import DistillConfig
-
-    return DistillConfig(str(teacher), temperature, weight) if teacher else None
-
-
 def friendly_errors(fn):
     """Turn the project's expected errors into a clear message and exit code 2."""
 
@@ -121,6 +114,7 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
     """Rank clipping: train low-rank pairs while clipping their ranks; writes OUT/checkpoint.pt,
     ranks.json, ranks.png, metrics.json and the mapper's report (mapping.json)."""
     from group_scissor.compress import ClipStageConfig, clip_stage
+    from group_scissor.distill import from_options
     from group_scissor.train import TrainConfig
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -134,7 +128,7 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
     res = clip_stage(model, dataset, data_dir, cfg, ccfg, out, checkpoint=checkpoint,
                      resume=resume, force=force, progress=not quiet, crossbar=crossbar,
                      encoding=encoding,
-                     distill=distill_config(teacher, distill_temperature, distill_weight))
+                     distill=from_options(teacher, distill_temperature, distill_weight))
     if res.is_main:
         m = res.extra.get("mapping", {})
         typer.echo(f"{model} on {dataset}: test accuracy {res.test_accuracy:.4f}, ranks "

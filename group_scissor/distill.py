@@ -14,7 +14,7 @@ The teacher runs in eval mode under no_grad on the same (augmented) batch as the
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -83,6 +83,11 @@ class Distillation(Callback):
         return self.weight * (soft - b.loss)
 
 
+def from_options(teacher, temperature: float, weight: float) -> DistillConfig | None:
+    """The DistillConfig of the CLI's --teacher options, or None without a teacher."""
+    return DistillConfig(str(teacher), temperature, weight) if teacher else None
+
+
 def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
     """The callback for ``cfg``, its teacher loaded as registered model ``model_name``."""
     from group_scissor.checkpoint import CheckpointError, load_model
@@ -108,9 +113,7 @@ def check_resume(out: Path, resume: bool, distill: DistillConfig | None) -> None
     if not resume or not path.is_file() or not (Path(out) / "resume.pt").is_file():
         return
     before = json.loads(path.read_text()).get("distill")
-    now = None if distill is None else {"teacher": distill.teacher,
-                                        "temperature": distill.temperature,
-                                        "weight": distill.weight}
+    now = asdict(distill) if distill is not None else None
     if before != now:
         raise UsageError(f"{out} holds a run started with distillation {before}, not {now}; "
                          "resume it with the same --teacher settings, or pass --force to start "

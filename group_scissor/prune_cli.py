@@ -71,7 +71,7 @@ def prune_command(
     """Group connection deletion: train with a crossbar-aligned group Lasso, delete the wire
     groups that reach zero, fine-tune; writes OUT/checkpoint.pt, metrics.json, wires.json,
     tiles.png and the mapper's report (mapping.json)."""
-    from group_scissor.distill import DistillConfig
+    from group_scissor.distill import from_options
     from group_scissor.prune import PruneConfig, prune_stage
     from group_scissor.train import TrainConfig
 
@@ -88,8 +88,8 @@ def prune_command(
                        fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr)
     res = prune_stage(model, dataset, data_dir, cfg, pcfg, out, checkpoint=checkpoint,
                       resume=resume, force=force, progress=not quiet, crossbar=crossbar,
-                      encoding=encoding, distill=DistillConfig(
-                          str(teacher), distill_temperature, distill_weight) if teacher else None)
+                      encoding=encoding,
+                      distill=from_options(teacher, distill_temperature, distill_weight))
     if res.is_main:
         w = res.extra["wires"]
         t, d = w["total"], w["dense_baseline"]
