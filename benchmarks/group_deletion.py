@@ -29,12 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.guard import guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
+from group_scissor.io import update_json, write_json  # noqa: E402
 from group_scissor.masks import set_mask  # noqa: E402
 from group_scissor.prune import PruneConfig, prune_stage, wire_report  # noqa: E402
 from group_scissor.prune_cli import parse_layer_lambda  # noqa: E402
@@ -249,11 +250,9 @@ def main() -> None:
           f"{figures['cell_area_ratio']:.2%}")
     print(f"penalty overhead per epoch: {json.dumps(figures['penalty_overhead'])}")
     path = Path(args.results)
-    allres = json.loads(path.read_text()) if path.is_file() else {}
-    allres[args.model] = figures
-    write_json(path, allres)
+    update_json(path, lambda allres: {**allres, args.model: figures})
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -17,9 +17,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.guard import guarded  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
+from group_scissor.io import update_json  # noqa: E402
 from mapping import CrossbarSpec, map_model  # noqa: E402
 
 
@@ -55,10 +56,8 @@ def main() -> None:
                "date": dt.datetime.now().isoformat(timespec="seconds")}
     print(json.dumps(figures, indent=1))
     path = Path(__file__).parent / "results" / "mapped_accuracy.json"
-    allres = json.loads(path.read_text()) if path.is_file() else {}
-    allres[args.model] = figures
-    write_json(path, allres)
+    update_json(path, lambda allres: {**allres, args.model: figures})
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.guard import guarded  # noqa: E402
 from mapping import CrossbarSpec, map_matrix, map_model  # noqa: E402
 
 CH = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
@@ -126,4 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

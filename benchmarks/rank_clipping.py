@@ -23,12 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.guard import guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
+from group_scissor.errors import UsageError  # noqa: E402
+from group_scissor.io import update_json, write_json  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
@@ -85,12 +87,19 @@ def main() -> None:
     path = Path(__file__).parent / "results" / "rank_clipping.json"
     if args.select:
         allres = json.loads(path.read_text())
-        allres[args.model] = {**allres[f"{args.model}_methods"][args.select],
+        runs = allres.get(f"{args.model}_methods", {})
+        if args.select not in runs:
+            raise UsageError(f"no {args.model} run tagged {args.select!r} in {path}; recorded: "
+                             f"{', '.join(runs) or 'none'}.")
+        allres[args.model] = {**runs[args.select],
                               "selected_by": "python " + " ".join(sys.argv)}
         write_json(path, allres)
         return
     r = RECIPES[args.model]
     dense_dir = Path(args.runs) / args.model
+    if not (dense_dir / "metrics.json").is_file():
+        raise UsageError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
+                         f"--model {args.model} --runs {args.runs}' first (or pass --runs).")
     baseline = json.loads((dense_dir / "metrics.json").read_text())
     strength = REG_STRENGTH[args.method] if args.reg_strength is None else args.reg_strength
     clip_kw = {**r["clip"], **({"tolerance": args.tolerance} if args.tolerance else {})}
@@ -145,12 +154,14 @@ def main() -> None:
     for size, f in per_size.items():
         print(f"{size:10s}{f['dense_crossbars']:10d}{f['n_crossbars']:10d}  crossbars")
     print(f"{'epoch s':10s}{dense_s:10.1f}{figures['epoch_seconds_clipped'][-1]:10.1f}")
-    allres = json.loads(path.read_text()) if path.is_file() else {}
-    allres.setdefault(f"{args.model}_methods", {})[tag] = figures
-    if args.record_as_main or args.model not in allres:
-        allres[args.model] = figures
-    write_json(path, allres)
+    def record(allres):
+        allres.setdefault(f"{args.model}_methods", {})[tag] = figures
+        if args.record_as_main or args.model not in allres:
+            allres[args.model] = figures
+        return allres
+
+    update_json(path, record)
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

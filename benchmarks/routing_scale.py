@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from group_scissor.io import write_json  # noqa: E402
+from benchmarks.guard import guarded  # noqa: E402
+from group_scissor.io import update_json, write_json  # noqa: E402
 from mapping.design import Design, Net, Unit  # noqa: E402
 
 # (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
@@ -236,9 +237,9 @@ def main() -> None:
     if args.trained:
         res = trained(*args.trained)
         res.update(command="python " + " ".join(sys.argv), date=datetime.now().isoformat())
-        doc = json.loads(RESULTS.read_text())
-        doc["designs"][f"{args.trained[0]}_compressed_trained"] = res
-        write_json(RESULTS, doc, indent=1)
+        key = f"{args.trained[0]}_compressed_trained"
+        update_json(RESULTS, lambda doc: {**doc, "designs": {**doc.get("designs", {}), key: res}},
+                    indent=1)
         print(json.dumps({k: res[k] for k in ("routing_area_ratio", "wires_ratio", "wirelength",
                                               "lower_bound", "overflow", "seconds")}))
         return
@@ -272,4 +273,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -15,16 +15,16 @@ Writes benchmarks/results/svd_truncation.json under "<model>".
 import argparse
 import copy
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks.guard import guarded  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.compress import merge_unprofitable  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
+from group_scissor.io import update_json  # noqa: E402
 from group_scissor.lowrank import low_rank_layers, to_low_rank  # noqa: E402
 from group_scissor.rank_clip import clip_pair  # noqa: E402
 from group_scissor.train import evaluate  # noqa: E402
@@ -62,14 +62,13 @@ def main() -> None:
                      "cell_area_ratio": round(cells, 4), "test_accuracy": acc})
         print(f"{tol:10g}{str(list(ranks.values())):>18s}{cells:10.2%}{acc:10.4f}")
     path = Path(__file__).parent / "results" / "svd_truncation.json"
-    allres = json.loads(path.read_text()) if path.is_file() else {}
-    allres[args.model] = {"baseline_test_accuracy": dense_acc, "crossbar": str(spec),
-                          "truncations": rows, "checkpoint": str(dense_ckpt),
-                          "command": "python " + " ".join(sys.argv),
-                          "date": dt.datetime.now().isoformat(timespec="seconds")}
-    write_json(path, allres)
+    figures = {"baseline_test_accuracy": dense_acc, "crossbar": str(spec),
+               "truncations": rows, "checkpoint": str(dense_ckpt),
+               "command": "python " + " ".join(sys.argv),
+               "date": dt.datetime.now().isoformat(timespec="seconds")}
+    update_json(path, lambda allres: {**allres, args.model: figures})
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.guard import guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from group_scissor.io import write_json  # noqa: E402
 from group_scissor.stages import train_stage  # noqa: E402
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)
