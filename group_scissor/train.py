@@ -296,7 +296,10 @@ class Trainer:
         raise TrainingDiverged(
             f"training diverged: the loss became {value} at epoch {self.epoch + 1}, step "
             f"{self.step + 1}. The last good checkpoint (epoch {self.epoch}) is {where}. Lower the "
-            f"learning rate (now {self.config.lr}) or the regularization strength and run again."
+            f"learning rate (it was {self.optimizer.param_groups[0]['lr']:.4g} at that step; peak "
+            f"{self.config.lr}"
+            + (f", {self.config.restart_lr} after the restart" if self.config.restart_epoch else "")
+            + ") or the regularization strength and run again."
         )
 
     # -- checkpoints ------------------------------------------------------------------------

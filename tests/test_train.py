@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -87,3 +88,11 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert all(torch.isfinite(v).all() for v in state.values())
     assert len(json.loads((tmp_path / "metrics.json").read_text())["epochs"]) == 1
+
+
+def test_divergence_names_the_learning_rate_of_that_step(digits, tmp_path):
+    # a warm restart (no warm-up) jumps to restart_lr: the message must blame that, not lr
+    cfg = replace(CFG, epochs=3, restart_epoch=1, restart_lr=0.123)
+    with pytest.raises(TrainingDiverged, match=r"it was 0\.123 at that step; peak 0\.02, 0\.123 "
+                                               r"after the restart"):
+        Trainer(fresh(), digits, cfg, tmp_path, callbacks=[NanAt(1)], progress=False).fit()
