@@ -133,6 +133,9 @@ def main() -> None:
     ap.add_argument("--fine-tune-lr", type=float, default=None,
                     help="restart the learning rate from this after deletion (default: the "
                          "schedule runs on); magnitude pruning then fine-tunes from it too")
+    ap.add_argument("--fine-tune-warmup-epochs", type=float, default=0.0,
+                    help="warm up to --fine-tune-lr over this many epochs (the magnitude "
+                         "baseline's fine-tune too)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0, help="batch order and augmentation of the "
                     "prune run and of the magnitude baseline's fine-tune")
@@ -180,7 +183,8 @@ def main() -> None:
         lam = {"*": args.lam, **parse_layer_lambda(args.layer_lambda)}
     pcfg = PruneConfig(lambda_=lam, method="subgradient" if args.subgradient else "prox",
                        threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
-                       fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr)
+                       fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
+                       fine_tune_warmup_epochs=args.fine_tune_warmup_epochs)
     distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
                if args.teacher else None)
     out = Path(args.runs) / f"{args.model}-prune"
@@ -204,7 +208,8 @@ def main() -> None:
     ft_lr = args.fine_tune_lr or args.lr * 0.1
     mag["test_accuracy_fine_tuned"] = mag["wires_after_fine_tune"] = None
     if ft > 0:  # masked fine-tune, cosine from the prune run's fine-tune lr (default lr/10)
-        fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=args.seed)
+        fcfg = TrainConfig(epochs=ft, batch_size=args.batch_size, lr=ft_lr, seed=args.seed,
+                           warmup_epochs=args.fine_tune_warmup_epochs)
         cbs = [KeepMasks()] + ([distillation(distill, args.model)] if distill else [])
         mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, cbs,
                                                   progress=False).fit().test_accuracy

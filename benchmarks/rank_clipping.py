@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's")
     ap.add_argument("--fine-tune-lr", type=float, default=None,
                     help="restart the learning rate from this after the last clip")
+    ap.add_argument("--fine-tune-warmup-epochs", type=float, default=0.0,
+                    help="warm up to --fine-tune-lr over this many epochs")
     ap.add_argument("--distill", action="store_true",
                     help="distil from the dense baseline (knowledge distillation)")
     ap.add_argument("--distill-weight", type=float, default=0.9)
@@ -108,6 +110,7 @@ def main() -> None:
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
     train_cfg = TrainConfig(**{**r["train"].__dict__, **overrides})
     clip_kw["fine_tune_lr"] = args.fine_tune_lr
+    clip_kw["fine_tune_warmup_epochs"] = args.fine_tune_warmup_epochs
     ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
                            else args.method, reg_strength=strength)
     distill = (DistillConfig(str(dense_dir / "checkpoint.pt"), args.distill_temperature,

@@ -95,6 +95,8 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
          fine_tune_lr: Annotated[float | None, typer.Option(
              help="Restart the learning rate from this for the fine-tune epochs "
                   "(default: the schedule runs on).")] = None,
+         fine_tune_warmup_epochs: Annotated[float, typer.Option(
+             help="Warm up to --fine-tune-lr over this many epochs.")] = 0.0,
          tolerance_ramp_epochs: Annotated[float, typer.Option(
              help="Raise the tolerance from 0 over this many epochs.")] = 0.0,
          layers: Annotated[str | None, typer.Option(
@@ -122,6 +124,7 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
                       warmup_epochs=warmup_epochs, seed=seed)
     ccfg = ClipStageConfig(tolerance=tolerance, clip_interval=clip_interval,
                            fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
+                           fine_tune_warmup_epochs=fine_tune_warmup_epochs,
                            tolerance_ramp_epochs=tolerance_ramp_epochs,
                            layers=tuple(x.strip() for x in layers.split(",")) if layers else None,
                            regularizer=regularizer, reg_strength=reg_strength)

@@ -28,6 +28,8 @@ class ClipStageConfig:
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
+    fine_tune_warmup_epochs: float = 0.0
+    """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
     tolerance_ramp_epochs: float = 0.0
     """Raise the tolerance linearly from 0 over this many epochs."""
     layers: tuple[str, ...] | None = None
@@ -38,9 +40,10 @@ class ClipStageConfig:
     """Strength of the regularizer."""
 
     def __post_init__(self) -> None:
-        if self.fine_tune_epochs < 0 or self.tolerance_ramp_epochs < 0:
-            raise ValueError("ClipStageConfig: fine_tune_epochs and tolerance_ramp_epochs must "
-                             "be >= 0")
+        if min(self.fine_tune_epochs, self.tolerance_ramp_epochs,
+               self.fine_tune_warmup_epochs) < 0:
+            raise ValueError("ClipStageConfig: fine_tune_epochs, fine_tune_warmup_epochs and "
+                             "tolerance_ramp_epochs must be >= 0")
         if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
                                                   and math.isfinite(self.fine_tune_lr)):
             raise ValueError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "
@@ -61,7 +64,8 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     teacher = distillation(distill, model_name) if distill else None  # a bad one fails first
     check_out_dir(out, resume, force)
     check_resume(out, resume, distill)
-    train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr)
+    train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr,
+                                  clip_cfg.fine_tune_warmup_epochs)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
     layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)

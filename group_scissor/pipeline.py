@@ -18,7 +18,7 @@ skipped; an interrupted training stage resumes from its resume.pt; ``force`` red
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import models
@@ -26,6 +26,20 @@ from group_scissor.config import CompileConfig
 from group_scissor.io import write_json, write_text
 
 STAGES = ("train", "clip", "prune", "map", "route", "export")
+
+
+def _settings(cfg) -> dict | None:
+    """A config dataclass's fields that differ from their defaults, for a fingerprint: a field
+    added later with a default leaves the fingerprints of earlier runs unchanged."""
+    if cfg is None:
+        return None
+    out = asdict(cfg)
+    for f in fields(cfg):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else MISSING)
+        if default is not MISSING and getattr(cfg, f.name) == default:
+            del out[f.name]
+    return out
 
 
 def _fingerprint(*parts) -> str:
@@ -93,7 +107,7 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
                           resume=resume, force=not resume, progress=progress)
         return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt")}
 
-    base = r.run(1, "train", [cfg.model, cfg.dataset, cfg.baseline_checkpoint, asdict(cfg.train)],
+    base = r.run(1, "train", [cfg.model, cfg.dataset, cfg.baseline_checkpoint, _settings(cfg.train)],
                  train)
 
     teacher = (DistillConfig(base["metrics"]["checkpoint"], cfg.distill_temperature,
@@ -107,7 +121,7 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
         return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt"),
                 **res.extra.get("mapping", {})}
 
-    clipped = r.run(2, "clip", [asdict(cfg.clip_train), asdict(cfg.clip), hw, *kd], clip)
+    clipped = r.run(2, "clip", [_settings(cfg.clip_train), _settings(cfg.clip), hw, *kd], clip)
 
     def prune(folder, resume):
         res = prune_stage(**common, train_cfg=cfg.prune_train, prune_cfg=cfg.prune, out=folder,
@@ -118,11 +132,10 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
                 "wire_ratio": w["wire_ratio"], "wires": w["total"]["wires"],
                 "dense_wires": w["dense_baseline"]["wires"]}
 
-    pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw, *kd], prune)
+    pruned = r.run(3, "prune", [_settings(cfg.prune_train), _settings(cfg.prune), hw, *kd], prune)
     final_ckpt = pruned["metrics"]["checkpoint"]
     r.run(4, "map", [hw], lambda folder, resume: _map_stage(cfg, final_ckpt, folder))
-    route_cfg = asdict(cfg.route) if cfg.route else None
-    r.run(5, "route", [hw, asdict(cfg.place), route_cfg],
+    r.run(5, "route", [hw, _settings(cfg.place), _settings(cfg.route)],
           lambda folder, resume: _route_stage(cfg, final_ckpt, folder))
     r.run(6, "export", [hw, list(cfg.formats)],
           lambda folder, resume: _export_stage(cfg, final_ckpt, folder, out / "5-route"))

@@ -49,6 +49,8 @@ class PruneConfig(GroupLassoConfig):
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
+    fine_tune_warmup_epochs: float = 0.0
+    """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,10 +61,14 @@ class PruneConfig(GroupLassoConfig):
                                                   and math.isfinite(self.fine_tune_lr)):
             raise ValueError(f"PruneConfig: fine_tune_lr must be a positive number or None, got "
                              f"{self.fine_tune_lr!r}")
+        if not (self.fine_tune_warmup_epochs >= 0 and math.isfinite(self.fine_tune_warmup_epochs)):
+            raise ValueError(f"PruneConfig: fine_tune_warmup_epochs must be >= 0, got "
+                             f"{self.fine_tune_warmup_epochs!r}")
 
     def group_lasso(self) -> GroupLassoConfig:
         d = asdict(self)
-        d.pop("fine_tune_epochs"), d.pop("fine_tune_lr")
+        for k in ("fine_tune_epochs", "fine_tune_lr", "fine_tune_warmup_epochs"):
+            d.pop(k)
         return GroupLassoConfig(**d)
 
 
@@ -85,7 +91,8 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     teacher = [distillation(distill, model_name)] if distill else []  # a bad one fails first
     check_out_dir(out, resume, force)
     check_resume(out, resume, distill)
-    train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr)
+    train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr,
+                                  prune_cfg.fine_tune_warmup_epochs)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
     input_shape = models.info(model_name).input_shape
     grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now

@@ -49,6 +49,8 @@ def prune_command(
     fine_tune_lr: Annotated[float | None, Opt(
         help="Restart the learning rate from this for the fine-tune epochs "
              "(default: the schedule runs on).")] = None,
+    fine_tune_warmup_epochs: Annotated[float, Opt(
+        help="Warm up to --fine-tune-lr over this many epochs.")] = 0.0,
     epochs: Annotated[int, Opt(help="Epochs to train (regularized + fine-tuning).")] = 8,
     lr: Annotated[float, Opt(help="Peak learning rate.")] = 0.01,
     batch_size: Annotated[int, Opt(help="Global mini-batch size.")] = 64,
@@ -85,7 +87,8 @@ def prune_command(
                        method="prox" if prox else "subgradient", threshold=threshold,
                        threshold_mode="absolute" if absolute_threshold else "relative",
                        layers=tuple(x.strip() for x in layers.split(",")) if layers else None,
-                       fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr)
+                       fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
+                       fine_tune_warmup_epochs=fine_tune_warmup_epochs)
     res = prune_stage(model, dataset, data_dir, cfg, pcfg, out, checkpoint=checkpoint,
                       resume=resume, force=force, progress=not quiet, crossbar=crossbar,
                       encoding=encoding,

@@ -30,16 +30,24 @@ def prepare(model_name: str, dataset: str, data_dir, seed: int,
     return load_model(model_name, checkpoint), data
 
 
-def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float,
-                      fine_tune_lr: float | None) -> TrainConfig:
+def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float, fine_tune_lr: float | None,
+                      fine_tune_warmup_epochs: float = 0.0) -> TrainConfig:
     """``cfg`` whose schedule starts over from ``fine_tune_lr`` for the last ``fine_tune_epochs``
-    (a warm restart for fine-tuning after the last clip or the deletion); None: ``cfg``."""
+    (a warm restart for fine-tuning after the last clip or the deletion), warming up over
+    ``fine_tune_warmup_epochs``; None: ``cfg``."""
     if fine_tune_lr is None:
+        if fine_tune_warmup_epochs:
+            raise UsageError("a fine-tune warm-up needs a fine-tune learning rate to warm up to; "
+                             "set --fine-tune-lr.")
         return cfg
     if not 0 < fine_tune_epochs < cfg.epochs:
         raise UsageError(f"a fine-tune learning rate needs 0 < fine-tune epochs < epochs "
                          f"({cfg.epochs}), got {fine_tune_epochs}; set --fine-tune-epochs.")
-    return replace(cfg, restart_epoch=cfg.epochs - fine_tune_epochs, restart_lr=fine_tune_lr)
+    if not 0 <= fine_tune_warmup_epochs < fine_tune_epochs:
+        raise UsageError(f"the fine-tune warm-up ({fine_tune_warmup_epochs} epochs) must be >= 0 "
+                         f"and shorter than the fine-tuning ({fine_tune_epochs} epochs).")
+    return replace(cfg, restart_epoch=cfg.epochs - fine_tune_epochs, restart_lr=fine_tune_lr,
+                   restart_warmup_epochs=fine_tune_warmup_epochs)
 
 
 def check_out_dir(out: Path, resume: bool, force: bool) -> None:

@@ -57,11 +57,14 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     """Linear warm-up from 0 to lr over this many epochs."""
     restart_epoch: float = 0.0
-    """If > 0: the schedule runs its course over [0, restart_epoch) and starts over (without
-    warm-up) from ``restart_lr`` over [restart_epoch, epochs), e.g. to fine-tune after a deletion
-    (a warm restart, SGDR). 0: one schedule over the whole run."""
+    """If > 0: the schedule runs its course over [0, restart_epoch) and starts over from
+    ``restart_lr`` over [restart_epoch, epochs), e.g. to fine-tune after a deletion (a warm
+    restart, SGDR). 0: one schedule over the whole run."""
     restart_lr: float = 0.0
     """Peak learning rate after the restart (used when restart_epoch > 0)."""
+    restart_warmup_epochs: float = 0.0
+    """Linear warm-up from 0 to ``restart_lr`` over this many epochs after the restart (0: jump
+    straight to it; a jump far above the first cycle's end can diverge)."""
     seed: int = 0
     """Seeds batch order and augmentation (the caller seeds the model init with it too)."""
     eval_batch_size: int = 1000
@@ -82,6 +85,11 @@ class TrainConfig:
              f"restart_epoch must be in [0, epochs={self.epochs}), got {self.restart_epoch}"),
             (self.restart_epoch == 0 or (self.restart_lr > 0 and math.isfinite(self.restart_lr)),
              f"restart_lr must be a positive number when restart_epoch > 0, got {self.restart_lr}"),
+            (self.restart_warmup_epochs == 0 or (
+                self.restart_epoch > 0
+                and 0 < self.restart_warmup_epochs < self.epochs - self.restart_epoch),
+             "restart_warmup_epochs must be >= 0 and shorter than the restart cycle (epochs - "
+             f"restart_epoch), with restart_epoch > 0; got {self.restart_warmup_epochs}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
         ]
         for ok, msg in checks:
@@ -95,8 +103,9 @@ class TrainConfig:
         if self.restart_epoch > 0:
             # counted from the end, as the stages count their fine-tune steps (same rounding)
             restart = total_steps - round((self.epochs - self.restart_epoch) * steps_per_epoch)
-            if step >= restart:  # second cycle: [restart, total), no warm-up
-                peak, warm, step, total_steps = self.restart_lr, 0, step - restart, total_steps - restart
+            if step >= restart:  # second cycle: [restart, total), its own warm-up
+                peak, warm = self.restart_lr, self.restart_warmup_epochs * steps_per_epoch
+                step, total_steps = step - restart, total_steps - restart
             else:
                 total_steps = restart
         frac = step / max(total_steps, 1)

@@ -46,7 +46,7 @@ def test_a_bug_keeps_its_traceback():
 
 def _add_keys(path, worker, n):
     for i in range(n):
-        update_json(path, lambda d: {**d, f"{worker}-{i}": i})
+        update_json(path, lambda d, i=i: {**d, f"{worker}-{i}": i})
 
 
 def test_concurrent_updates_lose_nothing(tmp_path):

@@ -261,7 +261,8 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     out = tmp_path / "run"
     args = ["prune", "--model", "lenet", "--dataset", "digits", "--checkpoint", ckpt,
             "--epochs", 2, "--fine-tune-epochs", 1, "--lambda", 0.3, "--batch-size", 256,
-            "--lr", 0.05, "--fine-tune-lr", 0.02, "--crossbar", "32x32", "--out", out, "--quiet"]
+            "--lr", 0.05, "--fine-tune-lr", 0.02, "--fine-tune-warmup-epochs", 0.5,
+            "--crossbar", "32x32", "--out", out, "--quiet"]
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     assert "wires" in r.output
@@ -287,7 +288,8 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stage"] == "prune" and metrics["wire_ratio"] == w["wire_ratio"]
     train = json.loads((out / "config.json").read_text())["train"]  # fine-tune: warm restart
-    assert (train["restart_epoch"], train["restart_lr"]) == (1, 0.02)
+    assert (train["restart_epoch"], train["restart_lr"], train["restart_warmup_epochs"]) == (
+        1, 0.02, 0.5)
     # bad input: a clear message, exit code 2
     r = CliRunner().invoke(app, [str(a) for a in args[:-3]] + ["--out", str(tmp_path / "x"),
                                                              "--layers", "fc9"])

@@ -98,3 +98,36 @@ def test_runner_skips_redoes_and_survives_a_corrupt_record(tmp_path):
     r5 = _Runner(None, tmp_path, force=True, progress=False, log=lambda m: None)
     r5.run(1, "a", {"x": 2}, stage)
     assert len(calls) == 4
+
+
+def test_fingerprints_hold_only_settings_that_differ_from_their_defaults():
+    # so a setting added later with a default leaves earlier runs' fingerprints, and runs, valid
+    from group_scissor.compress import ClipStageConfig
+    from group_scissor.pipeline import _settings
+    from group_scissor.train import TrainConfig
+
+    assert _settings(TrainConfig()) == {} and _settings(None) is None
+    assert _settings(TrainConfig(lr=0.2, milestones=(0.3,))) == {"lr": 0.2, "milestones": (0.3,)}
+    assert _settings(ClipStageConfig(fine_tune_warmup_epochs=1.0)) == {
+        "fine_tune_warmup_epochs": 1.0}
+
+
+@pytest.mark.parametrize("args, needle", [
+    ((4, 2, None, 1.0), "needs a fine-tune learning rate"),
+    ((4, 2, 0.1, 2.0), "shorter than the fine-tuning"),
+    ((4, 0, 0.1, 0.0), "0 < fine-tune epochs < epochs")])
+def test_fine_tune_restart_names_the_mistake(args, needle):
+    from group_scissor.stages import fine_tune_restart
+    from group_scissor.train import TrainConfig
+
+    epochs, *rest = args
+    with pytest.raises(UsageError, match=needle):
+        fine_tune_restart(TrainConfig(epochs=epochs), *rest)
+
+
+def test_fine_tune_restart_sets_the_warm_restart():
+    from group_scissor.stages import fine_tune_restart
+    from group_scissor.train import TrainConfig
+
+    cfg = fine_tune_restart(TrainConfig(epochs=10), 4, 0.05, 1.0)
+    assert (cfg.restart_epoch, cfg.restart_lr, cfg.restart_warmup_epochs) == (6, 0.05, 1.0)

@@ -63,12 +63,23 @@ def test_schedules():
     assert sgdr.lr_at(4, 100, 10) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 4 / 60)))
     assert sgdr.lr_at(30, 100, 10) == pytest.approx(0.5)
     assert [sgdr.lr_at(s, 100, 10) for s in (60, 80)] == pytest.approx([0.1, 0.05])
+    # the same restart warming up over its first epoch (10 steps) instead of jumping to 0.1
+    warm_restart = replace(sgdr, restart_warmup_epochs=1)
+    assert warm_restart.lr_at(30, 100, 10) == pytest.approx(0.5)  # first cycle unchanged
+    assert warm_restart.lr_at(60, 100, 10) == pytest.approx(0.1 / 10)
+    assert warm_restart.lr_at(64, 100, 10) == pytest.approx(
+        0.05 * (1 + math.cos(math.pi * 4 / 40)) * 5 / 10)
+    assert warm_restart.lr_at(80, 100, 10) == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1), dict(schedule="linear"),
                                  dict(momentum=1.5), dict(batch_size=0),
                                  dict(epochs=5, restart_epoch=5, restart_lr=0.1),
-                                 dict(restart_epoch=2)])
+                                 dict(restart_epoch=2), dict(restart_warmup_epochs=1),
+                                 dict(epochs=10, restart_epoch=6, restart_lr=0.1,
+                                      restart_warmup_epochs=4),
+                                 dict(epochs=10, restart_epoch=6, restart_lr=0.1,
+                                      restart_warmup_epochs=-1)])
 def test_bad_config_is_rejected(bad):
     with pytest.raises(ValueError, match="TrainConfig"):
         TrainConfig(**bad)
