@@ -29,13 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
-from benchmarks.guard import guarded  # noqa: E402
+from benchmarks.guard import flag_errors, guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
-from group_scissor.io import update_json, write_json  # noqa: E402
+from group_scissor.io import update_json  # noqa: E402
 from group_scissor.masks import set_mask  # noqa: E402
 from group_scissor.prune import PruneConfig, prune_stage, wire_report  # noqa: E402
 from group_scissor.prune_cli import parse_layer_lambda  # noqa: E402
@@ -162,14 +162,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.promote:
         path = Path(args.results)
-        allres = json.loads(path.read_text()) if path.is_file() else {}
         src = Path(args.promote)
         found = json.loads(src.read_text()) if src.is_file() else {}
         if args.model not in found:
             ap.error(f"--promote {src}: no {args.model!r} figures there; pass the --results "
                      "file of a finished group_deletion.py run")
-        allres[args.model] = {**found[args.model], "promoted_by": "python " + " ".join(sys.argv)}
-        write_json(path, allres)
+        figures = {**found[args.model], "promoted_by": "python " + " ".join(sys.argv)}
+        update_json(path, lambda allres: {**allres, args.model: figures})
         print(f"{args.model}: figures of {args.promote} -> {path}")
         return
     if not args.checkpoint:
@@ -177,16 +176,23 @@ def main() -> None:
     start = time.perf_counter()
     dataset = args.dataset or models.info(args.model).default_dataset
     spec = CrossbarSpec.parse(args.crossbar, encoding=args.encoding)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    lam = args.lam
-    if args.layer_lambda:
-        lam = {"*": args.lam, **parse_layer_lambda(args.layer_lambda)}
-    pcfg = PruneConfig(lambda_=lam, method="subgradient" if args.subgradient else "prox",
-                       threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
-                       fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
-                       fine_tune_warmup_epochs=args.fine_tune_warmup_epochs)
-    distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
-               if args.teacher else None)
+    with flag_errors(ap):
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          seed=args.seed)
+        lam = args.lam
+        if args.layer_lambda:
+            lam = {"*": args.lam, **parse_layer_lambda(args.layer_lambda)}
+        pcfg = PruneConfig(lambda_=lam, method="subgradient" if args.subgradient else "prox",
+                           threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
+                           fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
+                           fine_tune_warmup_epochs=args.fine_tune_warmup_epochs)
+        distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
+                   if args.teacher else None)
+        mag_ft = (round(args.fine_tune_epochs) if args.magnitude_fine_tune_epochs is None
+                  else args.magnitude_fine_tune_epochs)
+        if args.fine_tune_warmup_epochs and 0 < mag_ft <= args.fine_tune_warmup_epochs:
+            raise ValueError("--fine-tune-warmup-epochs must be shorter than "
+                             "--magnitude-fine-tune-epochs (the baseline warms up too)")
     out = Path(args.runs) / f"{args.model}-prune"
     resume = (out / "resume.pt").is_file() and not args.fresh
     res = prune_stage(args.model, dataset, args.data_dir, cfg, pcfg, out,
@@ -215,6 +221,7 @@ def main() -> None:
                                                   progress=False).fit().test_accuracy
         mag["wires_after_fine_tune"] = map_model(clipped, spec, shape).total_wires
     mag |= {"fine_tune_epochs": ft, "fine_tune_lr": ft_lr if ft else None,
+            "fine_tune_warmup_epochs": args.fine_tune_warmup_epochs if ft else None,
             "method": "unstructured magnitude pruning (Han et al. 2015): per mapped matrix, the "
                       "smallest-|w| weights masked to the same number of zeros as group deletion"}
     n_zero, n_all = (sum(v[i] for v in zeros.values()) for i in (0, 1))

@@ -2,6 +2,7 @@
 diverged): the message and exit 2, as the CLI does, instead of a traceback. Anything else is a
 bug and keeps its traceback, so plain ValueError/TypeError are not caught here."""
 
+import contextlib
 import sys
 
 from group_scissor.checkpoint import CheckpointError
@@ -14,6 +15,16 @@ EXPECTED = (CheckpointError, DataError, TrainingDiverged, UnknownModelError, Usa
             FileNotFoundError)
 
 
+@contextlib.contextmanager
+def flag_errors(parser):
+    """Inside: settings are built from the command line, so a ValueError (a config rejecting a
+    value) is the user's flag, reported by ``parser.error`` (usage, message, exit 2)."""
+    try:
+        yield
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def guarded(main) -> None:
     """Run ``main()``; an expected error prints ``error: ...`` and exits with status 2."""
     try:
@@ -22,6 +33,6 @@ def guarded(main) -> None:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("interrupted; finished epochs are kept (run the same command again to resume).",
-              file=sys.stderr)
+        print("interrupted. A training benchmark resumes from its last finished epoch when run "
+              "again with the same command.", file=sys.stderr)
         raise SystemExit(130) from None

@@ -23,14 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
-from benchmarks.guard import guarded  # noqa: E402
+from benchmarks.guard import flag_errors, guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from group_scissor.checkpoint import load_model  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig  # noqa: E402
 from group_scissor.errors import UsageError  # noqa: E402
-from group_scissor.io import update_json, write_json  # noqa: E402
+from group_scissor.io import update_json  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
@@ -88,33 +88,35 @@ def main() -> None:
     args = ap.parse_args()
     path = Path(__file__).parent / "results" / "rank_clipping.json"
     if args.select:
-        allres = json.loads(path.read_text())
-        runs = allres.get(f"{args.model}_methods", {})
-        if args.select not in runs:
-            raise UsageError(f"no {args.model} run tagged {args.select!r} in {path}; recorded: "
-                             f"{', '.join(runs) or 'none'}.")
-        allres[args.model] = {**runs[args.select],
-                              "selected_by": "python " + " ".join(sys.argv)}
-        write_json(path, allres)
+        def select(allres):
+            runs = allres.get(f"{args.model}_methods", {})
+            if args.select not in runs:
+                raise UsageError(f"no {args.model} run tagged {args.select!r} in {path}; "
+                                 f"recorded: {', '.join(runs) or 'none'}.")
+            return {**allres, args.model: {**runs[args.select],
+                                           "selected_by": "python " + " ".join(sys.argv)}}
+
+        update_json(path, select)
         return
     r = RECIPES[args.model]
     dense_dir = Path(args.runs) / args.model
-    if not (dense_dir / "metrics.json").is_file():
-        raise UsageError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
-                         f"--model {args.model} --runs {args.runs}' first (or pass --runs).")
-    baseline = json.loads((dense_dir / "metrics.json").read_text())
     strength = REG_STRENGTH[args.method] if args.reg_strength is None else args.reg_strength
     clip_kw = {**r["clip"], **({"tolerance": args.tolerance} if args.tolerance else {})}
     if args.fine_tune_epochs is not None:
         clip_kw["fine_tune_epochs"] = args.fine_tune_epochs
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
-    train_cfg = TrainConfig(**{**r["train"].__dict__, **overrides})
     clip_kw["fine_tune_lr"] = args.fine_tune_lr
     clip_kw["fine_tune_warmup_epochs"] = args.fine_tune_warmup_epochs
-    ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
-                           else args.method, reg_strength=strength)
-    distill = (DistillConfig(str(dense_dir / "checkpoint.pt"), args.distill_temperature,
-                             args.distill_weight) if args.distill else None)
+    with flag_errors(ap):
+        train_cfg = TrainConfig(**{**r["train"].__dict__, **overrides})
+        ccfg = ClipStageConfig(**clip_kw, regularizer="none" if args.method == "plain"
+                               else args.method, reg_strength=strength)
+        distill = (DistillConfig(str(dense_dir / "checkpoint.pt"), args.distill_temperature,
+                                 args.distill_weight) if args.distill else None)
+    if not (dense_dir / "metrics.json").is_file():
+        raise UsageError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
+                         f"--model {args.model} --runs {args.runs}' first (or pass --runs).")
+    baseline = json.loads((dense_dir / "metrics.json").read_text())
     tag = f"{args.method}-tol{ccfg.tolerance:g}{args.tag}"
     out = Path(args.runs) / f"{args.model}-clip-{tag}"
     res = clip_stage(args.model, r["dataset"], args.data_dir, train_cfg, ccfg, out,

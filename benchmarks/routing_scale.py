@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.guard import guarded  # noqa: E402
-from group_scissor.io import update_json, write_json  # noqa: E402
+from group_scissor.io import update_json  # noqa: E402
 from mapping.design import Design, Net, Unit  # noqa: E402
 
 # (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
@@ -245,8 +245,7 @@ def main() -> None:
         return
     command = "python benchmarks/routing_scale.py" + (
         "" if args.only == names else " --only " + " ".join(args.only))
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    designs = old.get("designs", {})
+    designs = {}
     for name in args.only:
         out = subprocess.run([sys.executable, __file__, "--child", name], check=True,
                              capture_output=True, text=True).stdout
@@ -263,12 +262,12 @@ def main() -> None:
                  f"{g['routing_area_ratio']:.2%} of dense (wires {g['wires_ratio']:.2%}), "
                  f"wl/lb {g['wl_over_lb']:.4f}, overflow {g['overflow']}" if g else ""),
               flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": "routing_scale", "command": command, "date": datetime.now().isoformat(),
            "target": "VGG-16 at 128x128 placed and routed in <= 120 s; LeNet/ConvNet dense at "
-                     "64x64: zero overflow at default capacity, wirelength <= 1.15 x lower bound",
-           "designs": designs}
-    write_json(RESULTS, doc, indent=1)
+                     "64x64: zero overflow at default capacity, wirelength <= 1.15 x lower bound"}
+    # merged under the lock: entries of other designs (and --trained runs) are kept
+    update_json(RESULTS, lambda old: {**old, **doc,
+                                      "designs": {**old.get("designs", {}), **designs}}, indent=1)
     print(f"wrote {RESULTS}")
 
 

@@ -11,8 +11,8 @@ from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
-from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
-from group_scissor.train import TrainConfig, Trainer, TrainResult
+from group_scissor.stages import check_fine_tune_warmup, check_out_dir, fine_tune_restart, prepare
+from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ClipStageConfig:
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
-    fine_tune_warmup_epochs: float = 0.0
+    fine_tune_warmup_epochs: float = added_later(0.0)
     """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
     tolerance_ramp_epochs: float = 0.0
     """Raise the tolerance linearly from 0 over this many epochs."""
@@ -40,10 +40,11 @@ class ClipStageConfig:
     """Strength of the regularizer."""
 
     def __post_init__(self) -> None:
-        if min(self.fine_tune_epochs, self.tolerance_ramp_epochs,
-               self.fine_tune_warmup_epochs) < 0:
+        if not all(x >= 0 and math.isfinite(x) for x in (
+                self.fine_tune_epochs, self.tolerance_ramp_epochs, self.fine_tune_warmup_epochs)):
             raise ValueError("ClipStageConfig: fine_tune_epochs, fine_tune_warmup_epochs and "
-                             "tolerance_ramp_epochs must be >= 0")
+                             "tolerance_ramp_epochs must be numbers >= 0")
+        check_fine_tune_warmup("ClipStageConfig", self)
         if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
                                                   and math.isfinite(self.fine_tune_lr)):
             raise ValueError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "

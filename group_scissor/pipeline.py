@@ -18,7 +18,7 @@ skipped; an interrupted training stage resumes from its resume.pt; ``force`` red
 import hashlib
 import json
 import time
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import models
@@ -29,15 +29,14 @@ STAGES = ("train", "clip", "prune", "map", "route", "export")
 
 
 def _settings(cfg) -> dict | None:
-    """A config dataclass's fields that differ from their defaults, for a fingerprint: a field
-    added later with a default leaves the fingerprints of earlier runs unchanged."""
+    """A stage config's fields for its fingerprint, less the fields marked ``added_later`` while
+    they hold their default: runs made before such a field existed keep their fingerprints.
+    Every other field counts always, so changing a default redoes the stages it affects."""
     if cfg is None:
         return None
     out = asdict(cfg)
     for f in fields(cfg):
-        default = f.default if f.default is not MISSING else (
-            f.default_factory() if f.default_factory is not MISSING else MISSING)
-        if default is not MISSING and getattr(cfg, f.name) == default:
+        if f.metadata.get("fingerprint_omits_default") and getattr(cfg, f.name) == f.default:
             del out[f.name]
     return out
 

@@ -35,8 +35,8 @@ import models
 from group_scissor.distill import DistillConfig, check_resume, distillation
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
 from group_scissor.io import save_figure, write_json
-from group_scissor.stages import check_out_dir, fine_tune_restart, prepare
-from group_scissor.train import TrainConfig, Trainer, TrainResult
+from group_scissor.stages import check_fine_tune_warmup, check_out_dir, fine_tune_restart, prepare
+from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class PruneConfig(GroupLassoConfig):
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
-    fine_tune_warmup_epochs: float = 0.0
+    fine_tune_warmup_epochs: float = added_later(0.0)
     """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
 
     def __post_init__(self) -> None:
@@ -64,6 +64,7 @@ class PruneConfig(GroupLassoConfig):
         if not (self.fine_tune_warmup_epochs >= 0 and math.isfinite(self.fine_tune_warmup_epochs)):
             raise ValueError(f"PruneConfig: fine_tune_warmup_epochs must be >= 0, got "
                              f"{self.fine_tune_warmup_epochs!r}")
+        check_fine_tune_warmup("PruneConfig", self)
 
     def group_lasso(self) -> GroupLassoConfig:
         d = asdict(self)

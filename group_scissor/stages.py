@@ -30,6 +30,17 @@ def prepare(model_name: str, dataset: str, data_dir, seed: int,
     return load_model(model_name, checkpoint), data
 
 
+def check_fine_tune_warmup(what: str, cfg) -> None:
+    """A stage config's fine-tune warm-up needs a fine-tune lr and must end before the
+    fine-tuning does (checked when the config is built, before any training)."""
+    if cfg.fine_tune_warmup_epochs and cfg.fine_tune_lr is None:
+        raise ValueError(f"{what}: fine_tune_warmup_epochs needs fine_tune_lr (the rate to warm "
+                         "up to); set --fine-tune-lr.")
+    if cfg.fine_tune_warmup_epochs and cfg.fine_tune_warmup_epochs >= cfg.fine_tune_epochs:
+        raise ValueError(f"{what}: fine_tune_warmup_epochs ({cfg.fine_tune_warmup_epochs}) must be "
+                         f"shorter than fine_tune_epochs ({cfg.fine_tune_epochs}).")
+
+
 def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float, fine_tune_lr: float | None,
                       fine_tune_warmup_epochs: float = 0.0) -> TrainConfig:
     """``cfg`` whose schedule starts over from ``fine_tune_lr`` for the last ``fine_tune_epochs``

@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,6 +32,12 @@ from group_scissor.data import Dataset, augment_batch
 from group_scissor.io import save_torch, write_json
 
 SCHEDULES = ("constant", "step", "cosine")
+
+
+def added_later(default):
+    """A config field added after runs were made without it: a compile fingerprint leaves it out
+    while it holds ``default`` (group_scissor.pipeline), so those runs stay up to date."""
+    return field(default=default, metadata={"fingerprint_omits_default": True})
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class TrainConfig:
     restart, SGDR). 0: one schedule over the whole run."""
     restart_lr: float = 0.0
     """Peak learning rate after the restart (used when restart_epoch > 0)."""
-    restart_warmup_epochs: float = 0.0
+    restart_warmup_epochs: float = added_later(0.0)
     """Linear warm-up from 0 to ``restart_lr`` over this many epochs after the restart (0: jump
     straight to it; a jump far above the first cycle's end can diverge)."""
     seed: int = 0
@@ -309,6 +315,9 @@ class Trainer:
             f"{self.config.lr}"
             + (f", {self.config.restart_lr} after the restart" if self.config.restart_epoch else "")
             + ") or the regularization strength and run again."
+            + (" A restart that jumps high can also warm up (--fine-tune-warmup-epochs)."
+               if self.config.restart_epoch and not self.config.restart_warmup_epochs
+               and self.epoch >= self.config.restart_epoch else "")
         )
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -336,7 +345,10 @@ class Trainer:
             raise CheckpointError(f"cannot resume: {path} does not exist. Run without --resume "
                                   "to start a new run in this directory.")
         ckpt = load_checkpoint(path)
-        saved = {k: v for k, v in ckpt["config"].items() if k not in ("epochs", "eval_batch_size")}
+        # settings added since the run was saved count as their defaults (that is what it used)
+        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        saved = {k: v for k, v in {**defaults, **ckpt["config"]}.items()
+                 if k not in ("epochs", "eval_batch_size")}
         now = {k: v for k, v in asdict(self.config).items() if k in saved}
         saved["milestones"] = tuple(saved.get("milestones", ()))
         if saved != now:

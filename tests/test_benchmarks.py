@@ -20,8 +20,15 @@ def _bench(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["benchmarks/group_deletion.py", "--model", "lenet", "--checkpoint", "/nonexistent/c.pt"],
+    (["benchmarks/group_deletion.py", "--model", "lenet", "--checkpoint", "/nonexistent/c.pt",
+      "--dataset", "digits", "--runs", "/nonexistent/runs"],
      "checkpoint /nonexistent/c.pt does not exist"),
+    (["benchmarks/group_deletion.py", "--model", "lenet", "--checkpoint", "c.pt",
+      "--fine-tune-lr", "0.1", "--fine-tune-warmup-epochs", "5"],
+     "fine_tune_warmup_epochs (5.0) must be shorter than fine_tune_epochs (2.0)"),
+    (["benchmarks/rank_clipping.py", "--model", "lenet", "--fine-tune-warmup-epochs", "1",
+      "--runs", "/nonexistent/runs"],
+     "fine_tune_warmup_epochs needs fine_tune_lr"),
     (["benchmarks/rank_clipping.py", "--model", "lenet", "--runs", "/nonexistent/runs"],
      "no dense baseline in /nonexistent/runs/lenet"),
     (["benchmarks/rank_clipping.py", "--model", "lenet", "--select", "no-such-tag"],

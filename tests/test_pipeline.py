@@ -100,16 +100,22 @@ def test_runner_skips_redoes_and_survives_a_corrupt_record(tmp_path):
     assert len(calls) == 4
 
 
-def test_fingerprints_hold_only_settings_that_differ_from_their_defaults():
-    # so a setting added later with a default leaves earlier runs' fingerprints, and runs, valid
+def test_fingerprints_leave_out_settings_added_later_at_their_default():
+    # runs made before a setting existed stay up to date; any other setting always counts
+    from dataclasses import asdict
+
     from group_scissor.compress import ClipStageConfig
     from group_scissor.pipeline import _settings
     from group_scissor.train import TrainConfig
 
-    assert _settings(TrainConfig()) == {} and _settings(None) is None
-    assert _settings(TrainConfig(lr=0.2, milestones=(0.3,))) == {"lr": 0.2, "milestones": (0.3,)}
-    assert _settings(ClipStageConfig(fine_tune_warmup_epochs=1.0)) == {
-        "fine_tune_warmup_epochs": 1.0}
+    before = asdict(TrainConfig())
+    before.pop("restart_warmup_epochs")
+    assert _settings(TrainConfig()) == before and _settings(None) is None
+    assert _settings(TrainConfig(restart_epoch=2, restart_lr=0.1, restart_warmup_epochs=1)) == {
+        **before, "restart_epoch": 2, "restart_lr": 0.1, "restart_warmup_epochs": 1}
+    assert "fine_tune_warmup_epochs" not in _settings(ClipStageConfig())
+    assert _settings(ClipStageConfig(fine_tune_lr=0.1, fine_tune_epochs=2,
+                                     fine_tune_warmup_epochs=1))["fine_tune_warmup_epochs"] == 1
 
 
 @pytest.mark.parametrize("args, needle", [

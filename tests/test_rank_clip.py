@@ -197,3 +197,22 @@ def test_clip_cli_writes_ranks_and_mapping(tmp_path):
     mp = json.loads((tmp_path / "mapping.json").read_text())
     assert 0 < mp["cell_area_ratio"] < 1.2
     assert (tmp_path / "ranks.png").stat().st_size > 1000
+
+
+def test_clip_cli_fine_tune_warm_restart(tmp_path):
+    from typer.testing import CliRunner
+
+    from group_scissor.cli import app
+
+    common = ["clip", "--dataset", "digits", "--epochs", "2", "--clip-interval", "10",
+              "--fine-tune-epochs", "1", "--quiet"]
+    r = CliRunner().invoke(app, [*common, "--fine-tune-warmup-epochs", "0.5",
+                                 "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "needs fine_tune_lr" in r.output  # before any training
+    assert not (tmp_path / "bad").exists()
+    r = CliRunner().invoke(app, [*common, "--fine-tune-lr", "0.02", "--fine-tune-warmup-epochs",
+                                 "0.5", "--out", str(tmp_path / "ok")])
+    assert r.exit_code == 0, r.output
+    train = json.loads((tmp_path / "ok" / "config.json").read_text())["train"]
+    assert (train["restart_epoch"], train["restart_lr"], train["restart_warmup_epochs"]) == (
+        1, 0.02, 0.5)

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from group_scissor.checkpoint import load_checkpoint
+from group_scissor.checkpoint import CheckpointError, load_checkpoint
 from group_scissor.train import Callback, TrainConfig, Trainer, TrainingDiverged
 from tests.helpers import StopAt, fresh, small_digits
 
@@ -107,3 +107,17 @@ def test_divergence_names_the_learning_rate_of_that_step(digits, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"it was 0\.123 at that step; peak 0\.02, 0\.123 "
                                                r"after the restart"):
         Trainer(fresh(), digits, cfg, tmp_path, callbacks=[NanAt(1)], progress=False).fit()
+
+
+def test_resume_counts_settings_missing_from_an_old_checkpoint_as_their_defaults(digits, tmp_path):
+    # a resume.pt written before restart_warmup_epochs existed: it ran without a warm-up
+    cfg = replace(CFG, restart_epoch=1, restart_lr=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), digits, cfg, tmp_path, callbacks=[StopAt(1)], progress=False).fit()
+    ckpt = torch.load(tmp_path / "resume.pt", weights_only=False)
+    del ckpt["config"]["restart_warmup_epochs"]
+    torch.save(ckpt, tmp_path / "resume.pt")
+    warm = replace(cfg, restart_warmup_epochs=1)
+    with pytest.raises(CheckpointError, match="restart_warmup_epochs"):
+        Trainer(fresh(), digits, warm, tmp_path, progress=False).fit(resume=True)
+    assert Trainer(fresh(), digits, cfg, tmp_path, progress=False).fit(resume=True).history
