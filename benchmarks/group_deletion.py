@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.05, help="relative deletion threshold")
     ap.add_argument("--subgradient", action="store_true", help="default: prox")
     ap.add_argument("--sqrt-size-weighting", action="store_true")
+    ap.add_argument("--rebalance", action="store_true",
+                    help="at deletion, equalize each low-rank pair's factor norms (exact)")
     ap.add_argument("--crossbar", default="64x64")
     ap.add_argument("--encoding", default="differential")
     ap.add_argument("--magnitude-fine-tune-epochs", type=int, default=None,
@@ -185,7 +187,8 @@ def main() -> None:
         pcfg = PruneConfig(lambda_=lam, method="subgradient" if args.subgradient else "prox",
                            threshold=args.threshold, sqrt_size_weighting=args.sqrt_size_weighting,
                            fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
-                           fine_tune_warmup_epochs=args.fine_tune_warmup_epochs)
+                           fine_tune_warmup_epochs=args.fine_tune_warmup_epochs,
+                           rebalance=args.rebalance)
         distill = (DistillConfig(args.teacher, args.distill_temperature, args.distill_weight)
                    if args.teacher else None)
         mag_ft = (round(args.fine_tune_epochs) if args.magnitude_fine_tune_epochs is None

@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from group_scissor.lowrank import layer_matrix
+from group_scissor.lowrank import balance, layer_matrix
 from group_scissor.masks import apply_masks, masked_layers, set_mask
-from group_scissor.train import Callback
+from group_scissor.train import Callback, added_later
 
 METHODS = ("prox", "subgradient")
 THRESHOLD_MODES = ("relative", "absolute")
@@ -75,6 +75,10 @@ class GroupLassoConfig:
     """'relative': ||w_g|| <= threshold * rms(W) * sqrt(|g|); 'absolute': ||w_g|| <= threshold."""
     layers: tuple[str, ...] | None = None
     """Matrix or layer names to regularize; None: every matrix the mapper maps."""
+    rebalance: bool = added_later(False)
+    """At deletion, rescale every low-rank pair so each rank component has equal norms in U and
+    V (exact: the outputs do not change; lowrank.balance_pair). A penalty on one factor leaves
+    it small and the other large, and fine-tuning at a restarted learning rate then diverges."""
 
     def __post_init__(self) -> None:
         lam = self.lambda_
@@ -428,6 +432,8 @@ class GroupLasso(Callback):
             from group_scissor.dead import delete_dead_signals
 
             self.deleted["dead_signals"] = delete_dead_signals(trainer.module, self.input_shape)
+        if self.config.rebalance:
+            self.deleted["rebalanced_from"] = balance(trainer.module, trainer.optimizer)
         self._masked = True
 
     def state_dict(self) -> dict:

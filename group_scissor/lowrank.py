@@ -177,3 +177,35 @@ def low_rank_layers(model: nn.Module) -> dict[str, _LowRank]:
 
 def ranks(model: nn.Module) -> dict[str, int]:
     return {n: m.rank for n, m in low_rank_layers(model).items()}
+
+
+@torch.no_grad()
+def balance_pair(pair: _LowRank, optimizer=None) -> torch.Tensor:
+    """Rescale each rank component k so that ||U[:, k]|| = ||V[k, :]||: U' = U S, V' = S^-1 V with
+    S = diag(s), s_k = sqrt(||V[k, :]|| / ||U[:, k]||). The product, hence the outputs, is
+    unchanged and zeros stay zero (masks hold). Why: a penalty on one factor (group Lasso on U)
+    shrinks it while the other grows to compensate; SGD then takes steps far larger relative to
+    the small factor, and a learning-rate restart blows the net up. Momentum buffers of
+    ``optimizer`` move with the weights (U's velocity / s, V's * s). Returns s, shape (K,)."""
+    nu, nv = pair.u_matrix().norm(dim=0), pair.v_matrix().norm(dim=1)  # (K,), (K,)
+    s = torch.where((nu > 0) & (nv > 0), (nv / nu.clamp_min(1e-30)).sqrt(), torch.ones_like(nu))
+    u_w, v_w = pair.U.weight, pair.V.weight  # (K, ...) and (M, K, ...)
+    s_u, s_v = s.view(-1, *[1] * (u_w.dim() - 1)), s.view(1, -1, *[1] * (v_w.dim() - 2))
+    u_w.mul_(s_u)
+    v_w.div_(s_v)
+    if optimizer is not None:
+        for w, scale in ((u_w, 1 / s_u), (v_w, s_v)):
+            buf = optimizer.state.get(w, {}).get("momentum_buffer")
+            if buf is not None:
+                buf.mul_(scale)
+    return s
+
+
+def balance(model: nn.Module, optimizer=None) -> dict[str, float]:
+    """``balance_pair`` on every low-rank pair; returns, per pair, the largest imbalance it had:
+    max over k of the larger of ||V_k|| / ||U_k|| and its inverse (1.0: already balanced)."""
+    out = {}
+    for name, pair in low_rank_layers(model).items():
+        s = balance_pair(pair, optimizer)
+        out[name] = float(torch.maximum(s, 1 / s).max() ** 2)
+    return out

@@ -44,6 +44,10 @@ def prune_command(
                                    "penalty's subgradient in the loss.")] = True,
     sqrt_size_weighting: Annotated[bool, Opt(
         "--sqrt-size-weighting", help="Scale each group's norm by sqrt(its size).")] = False,
+    rebalance: Annotated[bool, Opt(
+        "--rebalance", help="At deletion, equalize the norms of each low-rank pair's factors "
+                            "(outputs unchanged); needed to fine-tune at a high --fine-tune-lr "
+                            "after a penalty on one factor.")] = False,
     fine_tune_epochs: Annotated[float, Opt(
         help="Final epochs trained without the penalty, deleted groups masked.")] = 1.0,
     fine_tune_lr: Annotated[float | None, Opt(
@@ -88,7 +92,7 @@ def prune_command(
                        threshold_mode="absolute" if absolute_threshold else "relative",
                        layers=tuple(x.strip() for x in layers.split(",")) if layers else None,
                        fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
-                       fine_tune_warmup_epochs=fine_tune_warmup_epochs)
+                       fine_tune_warmup_epochs=fine_tune_warmup_epochs, rebalance=rebalance)
     res = prune_stage(model, dataset, data_dir, cfg, pcfg, out, checkpoint=checkpoint,
                       resume=resume, force=force, progress=not quiet, crossbar=crossbar,
                       encoding=encoding,

@@ -24,7 +24,7 @@ from group_scissor.group_lasso import (
     group_lasso_penalty,
     grouped_matrices,
 )
-from group_scissor.lowrank import layer_matrix, merge, to_low_rank
+from group_scissor.lowrank import balance, layer_matrix, low_rank_layers, merge, to_low_rank
 from group_scissor.masks import set_mask
 from group_scissor.prune import PruneConfig
 from group_scissor.prune_cli import parse_layer_lambda, prune_command
@@ -233,6 +233,63 @@ def test_masks_hold_through_fine_tuning_and_resume(digits, tmp_path):
                                                                   LENET).total_wires
 
 
+def _lopsided_lenet():
+    """Low-rank LeNet whose U factors are 100x too small and V 100x too large, as a penalty on U
+    leaves them, with some input rows of U deleted."""
+    model = low_rank_lenet(seed=2)
+    with torch.no_grad():
+        for pair in low_rank_layers(model).values():
+            k = pair.rank
+            c = torch.logspace(-3, 1, k)  # per-component imbalance
+            pair.U.weight.mul_(c.view(-1, *[1] * (pair.U.weight.dim() - 1)))
+            pair.V.weight.div_(c.view(1, -1, *[1] * (pair.V.weight.dim() - 2)))
+            pair.U.weight.flatten(1)[:, :3] = 0  # three input rows (wires) deleted
+    return model
+
+
+def test_balance_keeps_outputs_and_zeros_equalizes_norms_and_moves_momentum():
+    model = _lopsided_lenet()
+    x = torch.randn(8, *LENET)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(x).square().sum().backward()
+    opt.step()  # fills momentum buffers
+    with torch.no_grad():  # deleted weights stay 0 (as masks keep them)
+        for pair in low_rank_layers(model).values():
+            pair.U.weight.flatten(1)[:, :3] = 0
+    before = model(x).detach()
+    bufs = {n: opt.state[p.U.weight]["momentum_buffer"].clone()
+            for n, p in low_rank_layers(model).items()}
+    u_before = {n: p.U.weight.clone() for n, p in low_rank_layers(model).items()}
+    ratios = balance(model, opt)
+    assert all(r > 100 for r in ratios.values())  # it was lopsided
+    torch.testing.assert_close(model(x), before, rtol=1e-4, atol=1e-5)
+    for n, pair in low_rank_layers(model).items():
+        nu, nv = pair.u_matrix().norm(dim=0), pair.v_matrix().norm(dim=1)
+        torch.testing.assert_close(nu, nv, rtol=1e-5, atol=1e-7)
+        assert not pair.U.weight.flatten(1)[:, :3].any()  # deleted rows stay deleted
+        s = (pair.U.weight.flatten(1).norm(dim=1) / u_before[n].flatten(1).norm(dim=1))
+        scale = s.view(-1, *[1] * (pair.U.weight.dim() - 1))
+        torch.testing.assert_close(opt.state[pair.U.weight]["momentum_buffer"] * scale, bufs[n])
+    assert all(r == pytest.approx(1, rel=1e-4) for r in balance(model).values())
+
+
+@pytest.mark.parametrize("rebalance", [False, True])
+def test_deletion_rebalances_only_when_asked_and_keeps_the_outputs(rebalance):
+    model = _lopsided_lenet()
+    x = torch.randn(8, *LENET)
+    spec = CrossbarSpec(32, 32)
+    gl = GroupLasso(GroupLassoConfig(lambda_=0.0, threshold=0.0, rebalance=rebalance), spec.rows, spec.lcols,
+                    delete_step=0)
+    gl.on_train_begin(SimpleNamespace(module=model, step=0, optimizer=torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9)))
+    reference = _lopsided_lenet()  # the same deletions (rows already 0), never rebalanced
+    torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+    pair = low_rank_layers(model)["conv2"]
+    balanced = torch.allclose(pair.u_matrix().norm(dim=0), pair.v_matrix().norm(dim=1),
+                              rtol=1e-4)
+    assert balanced == rebalance and ("rebalanced_from" in gl.deleted) == rebalance
+
+
 def test_merge_keeps_zero_rows_of_u_and_zero_columns_of_v_only():
     model = low_rank_lenet()
     pair = model.fc1
@@ -261,7 +318,7 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     out = tmp_path / "run"
     args = ["prune", "--model", "lenet", "--dataset", "digits", "--checkpoint", ckpt,
             "--epochs", 2, "--fine-tune-epochs", 1, "--lambda", 0.3, "--batch-size", 256,
-            "--lr", 0.05, "--fine-tune-lr", 0.02, "--fine-tune-warmup-epochs", 0.5,
+            "--lr", 0.05, "--fine-tune-lr", 0.02, "--fine-tune-warmup-epochs", 0.5, "--rebalance",
             "--crossbar", "32x32", "--out", out, "--quiet"]
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
@@ -287,6 +344,7 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     assert (out / "tiles.png").stat().st_size > 0 and (out / "checkpoint.pt").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stage"] == "prune" and metrics["wire_ratio"] == w["wire_ratio"]
+    assert json.loads((out / "config.json").read_text())["prune"]["rebalance"] is True
     train = json.loads((out / "config.json").read_text())["train"]  # fine-tune: warm restart
     assert (train["restart_epoch"], train["restart_lr"], train["restart_warmup_epochs"]) == (
         1, 0.02, 0.5)
