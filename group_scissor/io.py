@@ -46,16 +46,19 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
 
 def update_json(path: str | os.PathLike, update, indent: int = 2) -> Any:
     """Read the JSON object at ``path`` ({} if absent), apply ``update(obj) -> obj`` and write it
-    back atomically, holding a lock file beside it so that two processes updating the same file
-    (two benchmark runs ending together) do not lose each other's entries. Returns the new obj."""
+    back atomically, holding a lock on the file's folder so that two processes updating it (two
+    benchmark runs ending together) do not lose each other's entries. Returns the new obj."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    folder = os.open(path.parent, os.O_RDONLY)  # a lock on the folder leaves no lock file behind
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes
         obj = update(json.loads(path.read_text()) if path.is_file() else {})
         write_json(path, obj, indent=indent)
+    finally:
+        os.close(folder)
     return obj
 
 
