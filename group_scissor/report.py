@@ -61,6 +61,9 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "routing_area_ratio": routing.get("routing_area_ratio"),
         "routing_area_um2": routing.get("routing_area_um2"),
         "wirelength": routing.get("wirelength"), "lower_bound": routing.get("lower_bound"),
+        # the bound valid for any routing (lower_bound is the routed trees' length for
+        # multi-pin nets); older routing.json files lack it
+        "signal_bound": routing.get("signal_bound", routing.get("lower_bound")),
         "congestion": {"max": routing.get("max_congestion"),
                        "mean": routing.get("mean_congestion"),
                        "overflow": routing.get("overflow")},
@@ -114,7 +117,8 @@ def report_markdown(rep: dict, out: Path) -> str:
                      f"{layer['cells']} | {layer['wires']} ({layer['dense_wires']}) |")
     c = rep["congestion"]
     lines += ["", "## Routing", "",
-              f"Wirelength {rep['wirelength']} track-gcells (lower bound {rep['lower_bound']}), "
+              f"Wirelength {rep['wirelength']} track-gcells (lower bound "
+              f"{rep.get('signal_bound', rep['lower_bound'])}), "
               f"routing area {_num(rep['routing_area_um2'])} um2; congestion max "
               f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks.", "",
               "## Run time per stage (s)", "",

@@ -285,6 +285,20 @@ def plot_floorplan(design: Design, placement: Placement, routing: Routing | None
     return _save(fig, path)
 
 
+def gcell_congestion(routing: Routing) -> np.ndarray:
+    """(gx, gy) demand / capacity of the worst of each gcell's edges."""
+    gx, gy = routing.grid_gcells
+    nh, c = (gx - 1) * gy, routing.congestion  # horizontal edges first, then vertical
+    hc, vc = c[:nh].reshape(gx - 1, gy), c[nh:].reshape(gx, gy - 1)
+    m = np.zeros((gx, gy))
+    # one statement each: a tuple assignment would compute both sides from the old m
+    m[:-1] = np.maximum(m[:-1], hc)  # left gcell of each horizontal edge
+    m[1:] = np.maximum(m[1:], hc)  # right gcell
+    m[:, :-1] = np.maximum(m[:, :-1], vc)  # lower gcell of each vertical edge
+    m[:, 1:] = np.maximum(m[:, 1:], vc)  # upper gcell
+    return m
+
+
 def plot_congestion(routing: Routing, path: str | os.PathLike) -> Path:
     """Heat map of demand / capacity: each gcell shows the worst of its edges (green < 1 <
     red; above 1 is overflow)."""
@@ -292,11 +306,7 @@ def plot_congestion(routing: Routing, path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     gx, gy = routing.grid_gcells
-    g, nh, c = routing.config.gcells_per_site, (gx - 1) * gy, routing.congestion
-    hc, vc = c[:nh].reshape(gx - 1, gy), c[nh:].reshape(gx, gy - 1)
-    m = np.zeros((gx, gy))
-    m[:-1], m[1:] = np.maximum(m[:-1], hc), np.maximum(m[1:], hc)
-    m[:, :-1], m[:, 1:] = np.maximum(m[:, :-1], vc), np.maximum(m[:, 1:], vc)
+    g, m = routing.config.gcells_per_site, gcell_congestion(routing)
     fig = Figure(figsize=(min(14, 3 + gx / g / 6), min(12, 2.5 + gy / g / 6)))
     ax = fig.add_subplot()
     top = max(routing.max_congestion, 1.5)

@@ -86,6 +86,10 @@ class Design:
     nets into multi-pin nets assumes the rows of the narrower buses of a group are a subset of
     the wider ones' (exact for dense matrices)."""
 
+    def units_by_name(self) -> dict[str, Unit]:
+        """Unit name -> Unit (build once where many lookups follow; ``unit`` scans)."""
+        return {u.name: u for u in self.units}
+
     def unit(self, name: str) -> Unit:
         for u in self.units:
             if u.name == name:

@@ -36,6 +36,10 @@ def place_and_route(mapped, out: str | os.PathLike, place_cfg: PlaceConfig | Non
                     route_cfg: RouteConfig | None = None) -> dict:
     """Place and route ``mapped`` (a mapping.network.MappedNetwork) and its dense baseline with
     the same settings; write the files listed in the module docstring; return routing.json."""
+    if not hasattr(mapped, "dense_baseline"):
+        raise TypeError(f"place_and_route needs a MappedNetwork (from mapping.map_model), got "
+                        f"{type(mapped).__name__}; a bare Design has no dense baseline to compare "
+                        "with: use mapping.place and mapping.route on it")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     place_cfg = place_cfg if place_cfg is not None else PlaceConfig()
@@ -94,7 +98,7 @@ def route_command(
     rep = place_and_route(mapped, out, PlaceConfig(method=place_method, seed=seed), rcfg)
     ratio = rep["routing_area_ratio"]
     typer.echo(f"{info.name} on {spec}: wirelength {rep['wirelength']} (lower bound "
-               f"{rep['lower_bound']}), routing area {rep['routing_area_um2']:.4g} um2 = "
+               f"{rep['signal_bound']}), routing area {rep['routing_area_um2']:.4g} um2 = "
                f"{ratio:.2%} of dense; congestion max {rep['max_congestion']:.2f}, overflow "
                f"{rep['overflow']} tracks -> {out}/routing.json")
     return rep

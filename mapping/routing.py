@@ -30,6 +30,7 @@ from mapping.design import Design
 from mapping.placement import Placement, net_arrays, ranges
 from mapping.steiner import NET_MODELS, connections
 
+MAX_GCELLS_PER_SITE = 64  # finer gcells make the grid (and the router's time) explode
 METHODS = ("auto", "cpsat", "negotiated")
 PIN_ACCESS = ("footprint", "center")
 
@@ -89,7 +90,7 @@ class RouteConfig:
                              f"{self.pin_access!r}")
         if self.method not in METHODS:
             raise ValueError(f"RouteConfig.method must be one of {METHODS}, got {self.method!r}")
-        checks = [("gcells_per_site", 1, 64), ("gcell_um", 1e-6, 1e6),
+        checks = [("gcells_per_site", 1, MAX_GCELLS_PER_SITE), ("gcell_um", 1e-6, 1e6),
                   ("wire_pitch_um", 1e-6, 1e6), ("routing_layers", 1, 64),
                   ("seed", 0, 2**31 - 1), ("time_limit_s", 1e-3, 1e5),
                   ("cpsat_max_nets", 0, 10**7), ("cpsat_workers", 1, 64),
@@ -121,7 +122,13 @@ class RouteConfig:
         """Config from a mapping.spec.CrossbarSpec: gcell size, pitch and layers from its
         Technology, gcells_per_site = ceil(sqrt(crossbar area) / gcell_um)."""
         tech = spec.tech
-        g = max(1, math.ceil(math.sqrt(spec.crossbar_area_um2) / tech.gcell_um - 1e-9))
+        side_um = math.sqrt(spec.crossbar_area_um2)
+        g = max(1, math.ceil(side_um / tech.gcell_um - 1e-9))
+        if g > MAX_GCELLS_PER_SITE and "gcells_per_site" not in overrides:
+            raise ValueError(
+                f"a {spec.rows}x{spec.cols} crossbar site is {side_um:.1f} um wide, i.e. {g} "
+                f"gcells of gcell_um {tech.gcell_um} (at most {MAX_GCELLS_PER_SITE}); use a "
+                f"Technology.gcell_um of at least {side_um / MAX_GCELLS_PER_SITE:.3g}")
         kw = {"gcells_per_site": g, "gcell_um": tech.gcell_um,
               "wire_pitch_um": tech.wire_pitch_um, "routing_layers": int(tech.routing_layers)}
         kw.update(overrides)
@@ -184,12 +191,12 @@ class Routing:
 
     @property
     def lengths(self) -> np.ndarray:
-        """(n_nets,) routed length in gcell edges."""
+        """(n_connections,) routed length in gcell edges (a multi-pin net is several connections)."""
         return np.array([len(e) for e in self.edges], dtype=np.int64)
 
     @property
     def wirelength(self) -> int:
-        """Sum over nets of width x routed length (gcell edges)."""
+        """Sum over connections of width x routed length (gcell edges)."""
         return int((self.widths * self.lengths).sum())
 
     @property

@@ -73,14 +73,18 @@ class Technology:
     @property
     def tracks_per_gcell_edge(self) -> int:
         """Routing capacity of one gcell edge: floor(gcell / pitch) tracks per layer x layers."""
-        return int(self.gcell_um // self.wire_pitch_um) * int(self.routing_layers)
+        # not gcell // pitch: in floats 10.0 // 0.1 == 99.0; the same rule as RouteConfig.capacity
+        return int(self.gcell_um / self.wire_pitch_um + 1e-9) * int(self.routing_layers)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Technology":
-        d = dict(d.get("tech", d))  # accept a full crossbar file's [tech] table too
+        _check_table("Technology", d)
+        d = d.get("tech", d)  # accept a full crossbar file's [tech] table too
+        _check_table("Technology ('tech' table)", d)
+        d = dict(d)
         _check_keys("Technology", d, {f.name for f in dataclasses.fields(cls)})
         return cls(**d)
 
@@ -154,6 +158,7 @@ class CrossbarSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CrossbarSpec":
+        _check_table("CrossbarSpec", d)
         d = dict(d)
         d.pop("lcols", None)  # derived; written by to_dict for readers
         _check_keys("CrossbarSpec", d, {"rows", "cols", "encoding", "tech"})
@@ -164,6 +169,13 @@ class CrossbarSpec:
     def from_file(cls, path: str | Path) -> "CrossbarSpec":
         """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` and a ``tech`` table."""
         return cls.from_dict(_read(path))
+
+
+def _check_table(what: str, d: Any) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} must be a table of fields (a JSON object / TOML table), got "
+                         f"{type(d).__name__} {d!r:.60}; e.g. {{\"rows\": 64, \"cols\": 64, "
+                         f"\"tech\": {{\"wire_pitch_um\": 0.1}}}}")
 
 
 def _check_keys(what: str, d: dict, allowed: set[str]) -> None:

@@ -49,8 +49,9 @@ class SpiceConfig:
 def matrix_scales(design: Design) -> dict[str, float]:
     """Matrix name -> w_max = max |w| over its tiles (1.0 for an all-zero matrix)."""
     scales: dict[str, float] = {}
+    units = design.units_by_name()
     for name, w in design.tile_weights.items():
-        m = design.unit(name).matrix
+        m = units[name].matrix
         wmax = float(np.max(np.abs(w))) if np.size(w) else 0.0
         if not np.isfinite(wmax):
             raise NetlistError(f"weights of tile {name!r} are not finite; no conductance for them")
@@ -83,9 +84,8 @@ def weights_to_conductances(w: np.ndarray, encoding: str, w_max: float,
 def tile_conductances(design: Design, config: SpiceConfig | None = None) -> dict[str, np.ndarray]:
     """Tile name -> conductance matrix G (rows_in_tile, physical bit lines) in siemens."""
     config = config or SpiceConfig()
-    scales = matrix_scales(design)
-    return {name: weights_to_conductances(w, design.encoding, scales[design.unit(name).matrix],
-                                          config)
+    scales, units = matrix_scales(design), design.units_by_name()
+    return {name: weights_to_conductances(w, design.encoding, scales[units[name].matrix], config)
             for name, w in design.tile_weights.items()}
 
 

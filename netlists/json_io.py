@@ -182,7 +182,11 @@ def read_netlist(path: str | os.PathLike) -> JsonNetlist:
                            f"knows version {SCHEMA_VERSION}; upgrade group-scissor")
     try:
         return _parse(doc, path)
-    except (KeyError, TypeError, IndexError) as e:
+    except NetlistError:
+        raise  # already names the problem (and is a ValueError: keep it out of the clause below)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        # a unit or net that is not an object, a list where a table belongs, data that does
+        # not reshape to its declared shape: all mean the file breaks the schema
         raise NetlistError(f"{path} does not follow netlist schema v{SCHEMA_VERSION}: "
                            f"{type(e).__name__} {e}; validate it against "
                            "netlists/netlist.schema.json") from e

@@ -14,7 +14,12 @@ from netlists._common import logical_cols
 
 def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
                  crossbar_cols: int = 64, encoding: str = "differential") -> Design:
-    """Design of a chain of matrices {name: W (N_m x M_m)} with N_{m+1} == M_m, in order."""
+    """Design of a bias-free chain of matrices {name: W (N_m x M_m)} with N_{m+1} == M_m.
+
+    Nets follow hardware-model section 3 except for one case: a column block with no tile
+    (all-zero columns) has no output unit here, so nothing drives the next matrix's rows from
+    it and they get no input net. ``mapping.map_model`` keeps such an output unit and its nets,
+    because in a real layer the bias still drives those rows."""
     lcols = logical_cols(crossbar_cols, encoding)
     units, nets, weights = [Unit("IN", "input")], [], {}
     built = {"IN"}

@@ -50,10 +50,10 @@ def _cat(ids: list[int]) -> str:
     return "{" + ", ".join(f"n{i}" for i in ids) + "}" if ids else ""
 
 
-def _block_width(design: Design, unit) -> int:
+def _block_width(design: Design, unit, units: dict) -> int:
     """Logical columns of an output unit's block (from its tiles' weights, else its buses)."""
     for name, w in design.tile_weights.items():
-        t = design.unit(name)
+        t = units[name]
         if t.matrix == unit.matrix and unit.block and t.block and t.block[1] == unit.block[1]:
             return int(np.shape(w)[1])
     return max([n.width for n in design.nets if n.dst == unit.name], default=1)
@@ -70,9 +70,14 @@ def write_verilog(design: Any, path: str | os.PathLike, top: str = "chip") -> Pa
     for k, n in enumerate(design.nets):
         outs[n.src].append(k)
         ins[n.dst].append(k)
+    units = design.units_by_name()
     inputs = [u for u in design.units if u.kind == "input"]
-    sinks = [u for u in design.units if u.kind == "output" and not outs[u.name]]
-    sink_w = {u.name: _block_width(design, u) for u in sinks}
+    # The chip's outputs are the output units of matrices that feed no other matrix. An output
+    # unit of an inner matrix whose rows downstream were all deleted drives nothing: its y
+    # stays unconnected rather than becoming a slice of OUT.
+    feeding = {units[n.src].matrix for n in design.nets if units[n.src].kind == "output"}
+    sinks = [u for u in design.units if u.kind == "output" and u.matrix not in feeding]
+    sink_w = {u.name: _block_width(design, u, units) for u in sinks}
     with atomic_open(path) as f:
         f.write(f"// group-scissor structural netlist: {len(design.units)} units, "
                 f"{len(design.nets)} nets, {design.total_wires} wires\n"

@@ -94,6 +94,13 @@ def test_dict_roundtrip():
         CrossbarSpec.from_dict({"rows": 8, "colz": 8})
     with pytest.raises(ValueError, match="unknown Technology field"):
         Technology.from_dict({"cell_area": 1.0})
+    for bad in ([1, 2], 5):  # e.g. a JSON file holding a list
+        with pytest.raises(ValueError, match="must be a table of fields"):
+            CrossbarSpec.from_dict(bad)
+        with pytest.raises(ValueError, match="must be a table of fields"):
+            Technology.from_dict(bad)
+    with pytest.raises(ValueError, match=r"Technology \('tech' table\) must be a table"):
+        Technology.from_dict({"tech": 5})
 
 
 def test_from_files(tmp_path):

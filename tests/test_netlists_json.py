@@ -194,6 +194,10 @@ def test_read_errors(tmp_path):
     (tmp_path / "broken.json").write_text(path.read_text()[:200])
     with pytest.raises(NetlistError, match="cannot read"):
         read_json(tmp_path / "broken.json")
+    for i, broken in enumerate((5, [1])):  # a unit that is not an object
+        (tmp_path / f"unit{i}.json").write_text(json.dumps({**doc, "units": [broken]}))
+        with pytest.raises(NetlistError, match="does not follow netlist schema"):
+            read_json(tmp_path / f"unit{i}.json")
     del doc["nets"][0]["src"]
     (tmp_path / "nosrc.json").write_text(json.dumps(doc))
     with pytest.raises(NetlistError, match="does not follow netlist schema"):

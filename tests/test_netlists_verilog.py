@@ -130,3 +130,19 @@ def test_lenet(tmp_path):
     r = subprocess.run(["iverilog", "-o", str(tmp_path / "a.out"), str(v)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_inner_block_with_no_fanout_is_not_a_chip_output(tmp_path):
+    # fc2's rows 0..1 (fed by fc1/A0 on 4x4 differential crossbars: 2 logical cols per block)
+    # are deleted, so fc1/A0 drives nothing; OUT is fc2's 2 outputs only, not fc1/A0's too
+    w2 = np.ones((4, 2))
+    w2[0:2] = 0
+    d = chain_design({"fc1": np.ones((4, 4)), "fc2": w2}, 4, 4)
+    assert not [n for n in d.nets if n.src == "fc1/A0"]
+    text = write_verilog(d, tmp_path / "c.v").read_text()
+    assert "output wire [1:0] OUT" in text
+    assert "\\fc1/A0  (.psum(" in text and re.search(r"\\fc1/A0 .*\.y\(\)\);", text)
+    assert re.search(r"\\fc2/A0 .*\.y\(OUT\[1:0\]\)\);", text)
+    assert verilog_connectivity(tmp_path / "c.v") == design_connectivity(d)
+    if shutil.which("yosys"):
+        assert yosys_connectivity(tmp_path / "c.v", tmp_path) == design_connectivity(d)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mapping.congestion import (
+    gcell_congestion,
     overflow_lower_bound,
     plot_congestion,
     plot_floorplan,
@@ -250,6 +251,30 @@ def test_default_capacity_and_for_spec():
                                                            spec.tech.wire_pitch_um, 3)
 
 
+def test_technology_and_route_config_agree_on_tracks():
+    from mapping.spec import CrossbarSpec, Technology
+
+    # 10.0 // 0.1 == 99.0 in floats: the capacity must not lose a track to that
+    assert Technology().tracks_per_gcell_edge == 200
+    assert RouteConfig.for_spec(CrossbarSpec()).capacity == Technology().tracks_per_gcell_edge
+
+
+def test_for_spec_names_gcell_um_when_gcells_are_too_fine():
+    from mapping.spec import CrossbarSpec, Technology
+
+    with pytest.raises(ValueError, match=r"71 gcells of gcell_um 0.5 .*gcell_um of at least"):
+        RouteConfig.for_spec(CrossbarSpec(64, 64, tech=Technology(gcell_um=0.5)))
+
+
+def test_gcell_congestion_takes_the_worst_edge_of_each_gcell():
+    # 3 x 2 gcells: 2 x 2 horizontal edges, then 3 x 1 vertical ones
+    hc = np.array([[0.2, 0.0], [0.9, 0.0]])
+    vc = np.array([[0.0], [0.0], [0.5]])
+    rt = type("R", (), {"grid_gcells": (3, 2),
+                        "congestion": np.concatenate([hc.ravel(), vc.ravel()])})()
+    np.testing.assert_array_equal(gcell_congestion(rt), [[0.2, 0.0], [0.9, 0.0], [0.9, 0.5]])
+
+
 def test_bad_inputs_raise_clear_errors():
     d = chain()
     pl = hand_placed({"IN": (0, 0), "m/T0_0": (1, 0)}, (2, 1))
@@ -259,6 +284,10 @@ def test_bad_inputs_raise_clear_errors():
         route(d, {"IN": (0, 0)})
     with pytest.raises(TypeError, match="RouteConfig"):
         route(d, place(d), {"method": "cpsat"})
+    from mapping.route_cli import place_and_route
+
+    with pytest.raises(TypeError, match="needs a MappedNetwork.*mapping.place"):
+        place_and_route(d, "unused")
 
 
 def test_place_and_route_writes_reports_with_the_dense_ratio(tmp_path):
