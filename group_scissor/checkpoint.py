@@ -72,11 +72,15 @@ def load_model(model_name: str, path: str | os.PathLike | None = None) -> nn.Mod
         return model
     state = state_dict_of(load_checkpoint(path))
     conform_model(model, state)
+    load_state(model, state, f"checkpoint {path} does not fit model {model_name!r}",
+               "Pass the --model it was trained with.")
+    return model
+
+
+def load_state(model: nn.Module, state: dict, problem: str, fix: str) -> None:
+    """model.load_state_dict(state), a mismatch reported as CheckpointError(problem: ... fix)."""
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise CheckpointError(f"checkpoint {path} does not fit model {model_name!r}: "
-                              f"{' '.join(lines[1:3])[:300]}. Pass the --model it was trained "
-                              "with.") from None
-    return model
+        raise CheckpointError(f"{problem}: {' '.join(lines[1:3])[:300]}. {fix}") from None

@@ -2,16 +2,22 @@
 a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import models
-from group_scissor.distill import DistillConfig, check_resume, distillation
+from group_scissor.distill import DistillConfig, distillation
 from group_scissor.io import save_torch, write_json
 from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
-from group_scissor.stages import check_fine_tune_warmup, check_out_dir, fine_tune_restart, prepare
+from group_scissor.stages import (
+    check_fine_tune_epochs,
+    check_fine_tune_warmup,
+    check_out_dir,
+    fine_tune_restart,
+    prepare,
+)
 from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
 
 
@@ -62,9 +68,10 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report. ``distill``:
     also learn from a teacher's soft outputs (group_scissor.distill)."""
     out = Path(out)
+    check_fine_tune_epochs(clip_cfg.fine_tune_epochs, train_cfg.epochs,
+                           "rank clipping needs epochs that clip")
     teacher = distillation(distill, model_name) if distill else None  # a bad one fails first
     check_out_dir(out, resume, force)
-    check_resume(out, resume, distill)
     train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr,
                                   clip_cfg.fine_tune_warmup_epochs)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
@@ -72,7 +79,9 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
         to_low_rank(model, layers)
     meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
-    trainer = Trainer(model, data, train_cfg, out, meta=meta, progress=progress)
+    trainer = Trainer(model, data, train_cfg, out, meta=meta, progress=progress,
+                      run={**meta, "clip": clip_cfg, "distill": distill,
+                           "init_checkpoint": checkpoint})
     per_epoch = trainer.steps_per_epoch  # the trainer's own count (per process under torchrun)
     last = trainer.total_steps - round(clip_cfg.fine_tune_epochs * per_epoch)
     clip = RankClipping(ClipConfig(
@@ -85,11 +94,7 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
         trainer.callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
     if teacher is not None:
         trainer.callbacks.append(teacher)
-    if trainer.is_main:
-        write_json(out / "config.json", {**meta, "train": asdict(train_cfg),
-                                         "clip": asdict(clip_cfg),
-                                         "distill": asdict(distill) if distill else None,
-                                         "init_checkpoint": checkpoint})
+    trainer.run["last_clip_step"] = clip.config.last_clip_step  # moves with --epochs
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     if trainer.is_main:

@@ -8,6 +8,7 @@ baseline_checkpoint, formats, distill_weight, distill_temperature) and one table
 [train], [clip_train], [clip], [prune_train], [prune], [place], [route].
 """
 
+import collections.abc
 import json
 import tomllib
 import types
@@ -93,6 +94,11 @@ class CompileConfig:
             if sub is not None and isinstance(v, dict):
                 base = getattr(cls(), f.name) or (sub() if sub is not RouteConfig else None)
                 v = _build(sub, {**(asdict(base) if base is not None else {}), **v}, f.name)
+            elif sub is not None and v is not None:
+                raise UsageError(f"[{f.name}] is a table of settings, got {v!r}; set its fields, "
+                                 f"e.g. --set {f.name}.<field>=VALUE")
+            else:
+                v = _checked(f.name, v, hints[f.name])
             kw[f.name] = v
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
@@ -117,8 +123,11 @@ class CompileConfig:
                 raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. clip.tolerance=0.05")
             target = d
             *parents, leaf = key.strip().split(".")
-            for part in parents:
+            for i, part in enumerate(parents):
                 target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise UsageError(f"--set {item!r}: {'.'.join(parents[:i + 1])} is a single "
+                                     "value, not a table of settings")
             target[leaf] = _parse_value(raw.strip(), _field_type(cls, parents, leaf))
         return cls.from_dict(d)
 
@@ -150,18 +159,40 @@ def _build(cls, d: dict, section: str):
         raise UsageError(f"[{section}]: unknown setting(s) {sorted(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
     hints = typing.get_type_hints(cls)
-    fixed = {k: tuple(v) if isinstance(v, list) and "tuple" in str(hints[k]) else v
-             for k, v in d.items()}
-    for k, v in fixed.items():
-        origin = typing.get_origin(hints[k])
-        if origin is not None and origin not in (typing.Union, types.UnionType):
-            continue  # containers (tuples, dicts) are checked by the config itself
-        kinds = typing.get_args(hints[k]) or (hints[k],)
-        numeric = [t for t in kinds if t in (int, float)]
-        if numeric and not isinstance(v, bool) and not isinstance(v, int | float) and not (
-                v is None and type(None) in kinds):
-            raise UsageError(f"{section}.{k} must be a number, got {v!r}")
-    return cls(**fixed)
+    return cls(**{k: _checked(f"{section}.{k}", v, hints[k]) for k, v in d.items()})
+
+
+def _checked(where: str, v, hint):
+    """``v`` as setting ``where`` of declared type ``hint`` takes it (a list or a single string
+    for a tuple); UsageError naming the setting if it cannot. Ranges are the config's to check."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kinds = typing.get_args(hint) if union else (hint,)
+    if v is None and type(None) in kinds:
+        return v
+    origins = {typing.get_origin(t) for t in kinds}
+    if tuple in origins:
+        if isinstance(v, str):
+            return (v,)  # --set prune.layers=fc1 means one layer, not ('f', 'c', '1')
+        if isinstance(v, list | tuple):
+            return tuple(v)
+        raise UsageError(f"{where} must be a list, e.g. {where.split('.')[-1]} = [...], "
+                         f"got {v!r}")
+    if isinstance(v, dict):
+        if origins & {dict, collections.abc.Mapping}:
+            return v
+        raise UsageError(f"{where} is a single value, not a table; got {v!r}")
+    if int in kinds and float not in kinds:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise UsageError(f"{where} must be a whole number, got {v!r}")
+    elif float in kinds:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise UsageError(f"{where} must be a number, got {v!r}")
+    elif bool in kinds:
+        if not isinstance(v, bool):
+            raise UsageError(f"{where} must be true or false, got {v!r}")
+    elif str in kinds and not isinstance(v, str):
+        raise UsageError(f"{where} must be text, got {v!r}")
+    return v
 
 
 def _field_type(cls, parents: list[str], leaf: str):

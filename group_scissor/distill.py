@@ -14,7 +14,7 @@ The teacher runs in eval mode under no_grad on the same (augmented) batch as the
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -102,19 +102,3 @@ def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
                          f"{model_name!r}, the model being trained: the teacher must be the same "
                          f"registered model (dense or compressed). ({e})") from None
     return Distillation(teacher, cfg.temperature, cfg.weight)
-
-
-def check_resume(out: Path, resume: bool, distill: DistillConfig | None) -> None:
-    """Refuse to resume a run in ``out`` under other distillation settings than it started
-    with (the objective would change mid-run and config.json would misreport it)."""
-    import json
-
-    path = Path(out) / "config.json"
-    if not resume or not path.is_file() or not (Path(out) / "resume.pt").is_file():
-        return
-    before = json.loads(path.read_text()).get("distill")
-    now = asdict(distill) if distill is not None else None
-    if before != now:
-        raise UsageError(f"{out} holds a run started with distillation {before}, not {now}; "
-                         "resume it with the same --teacher settings, or pass --force to start "
-                         "over (or choose another --out).")

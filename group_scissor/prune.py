@@ -32,10 +32,16 @@ from pathlib import Path
 import numpy as np
 
 import models
-from group_scissor.distill import DistillConfig, check_resume, distillation
+from group_scissor.distill import DistillConfig, distillation
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
 from group_scissor.io import save_figure, write_json
-from group_scissor.stages import check_fine_tune_warmup, check_out_dir, fine_tune_restart, prepare
+from group_scissor.stages import (
+    check_fine_tune_epochs,
+    check_fine_tune_warmup,
+    check_out_dir,
+    fine_tune_restart,
+    prepare,
+)
 from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
 
 
@@ -86,12 +92,10 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
 
     out = Path(out)
     spec = CrossbarSpec.parse(crossbar, encoding=encoding)
-    if prune_cfg.fine_tune_epochs >= train_cfg.epochs:
-        raise ValueError(f"fine_tune_epochs ({prune_cfg.fine_tune_epochs}) must be smaller than "
-                         f"epochs ({train_cfg.epochs}): the group Lasso needs regularized epochs")
+    check_fine_tune_epochs(prune_cfg.fine_tune_epochs, train_cfg.epochs,
+                           "the group Lasso needs regularized epochs")
     teacher = [distillation(distill, model_name)] if distill else []  # a bad one fails first
     check_out_dir(out, resume, force)
-    check_resume(out, resume, distill)
     train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr,
                                   prune_cfg.fine_tune_warmup_epochs)
     model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
@@ -102,14 +106,12 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
     callbacks = [gl] + teacher
     trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
-                      progress=progress)
+                      progress=progress,
+                      run={**meta, "prune": prune_cfg, "crossbar": spec.to_dict(),
+                           "distill": distill, "init_checkpoint": checkpoint})
     gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
                                                  * trainer.steps_per_epoch)
-    if trainer.is_main:
-        write_json(out / "config.json", {
-            **meta, "train": asdict(train_cfg), "prune": asdict(prune_cfg),
-            "crossbar": spec.to_dict(), "delete_step": gl.delete_step,
-            "distill": asdict(distill) if distill else None, "init_checkpoint": checkpoint})
+    trainer.run["delete_step"] = gl.delete_step
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     if trainer.is_main:

@@ -10,7 +10,6 @@ from torch import nn
 import models
 from group_scissor.data import Dataset, load_dataset
 from group_scissor.errors import UsageError
-from group_scissor.io import write_json
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
@@ -39,6 +38,13 @@ def check_fine_tune_warmup(what: str, cfg) -> None:
     if cfg.fine_tune_warmup_epochs and cfg.fine_tune_warmup_epochs >= cfg.fine_tune_epochs:
         raise ValueError(f"{what}: fine_tune_warmup_epochs ({cfg.fine_tune_warmup_epochs}) must be "
                          f"shorter than fine_tune_epochs ({cfg.fine_tune_epochs}).")
+
+
+def check_fine_tune_epochs(fine_tune_epochs: float, epochs: int, needs: str) -> None:
+    """Fine-tuning is the tail of the run: it must leave epochs for the stage's own work."""
+    if fine_tune_epochs >= epochs:
+        raise ValueError(f"fine_tune_epochs ({fine_tune_epochs}) must be smaller than epochs "
+                         f"({epochs}): {needs}; lower --fine-tune-epochs or raise --epochs")
 
 
 def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float, fine_tune_lr: float | None,
@@ -80,10 +86,8 @@ def train_stage(model_name: str, dataset: str, data_dir, cfg: TrainConfig, out: 
     check_out_dir(out, resume, force)
     model, data = prepare(model_name, dataset, data_dir, cfg.seed, checkpoint)
     meta = {"model": model_name, "dataset": data.name}
-    trainer = Trainer(model, data, cfg, out, callbacks=callbacks, meta=meta, progress=progress)
-    if trainer.is_main:
-        write_json(out / "config.json", {"stage": "train", **meta, "train": cfg.__dict__,
-                                         "init_checkpoint": checkpoint})
+    trainer = Trainer(model, data, cfg, out, callbacks=callbacks, meta=meta, progress=progress,
+                      run={"stage": "train", **meta, "init_checkpoint": checkpoint})
     result = trainer.fit(resume=resume)
     result.is_main = trainer.is_main
     return result

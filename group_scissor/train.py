@@ -16,6 +16,7 @@ Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gl
 takes an equal shard of the epoch's permutation and a batch of batch_size / world_size.
 """
 
+import json
 import math
 import os
 import sys
@@ -30,6 +31,7 @@ from torch import nn
 
 from group_scissor.data import Dataset, augment_batch
 from group_scissor.io import save_torch, write_json
+from group_scissor.resume import run_diff, run_json
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -204,8 +206,14 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig,
                  out_dir: str | os.PathLike | None = None, callbacks=(),
-                 meta: dict[str, Any] | None = None, progress: bool = True):
+                 meta: dict[str, Any] | None = None, progress: bool = True,
+                 run: dict[str, Any] | None = None):
+        """``run``: what else defines the run (stage, model, dataset, stage configs, crossbar,
+        teacher, derived steps; see group_scissor.resume). It is saved in resume.pt, a resume
+        under a different one is refused, and once that check passed ``fit`` writes it with
+        the train settings to ``out_dir/config.json``. Callers may add to it before ``fit``."""
         self.module = model  # the plain model (never the DDP wrapper)
+        self.run = dict(run) if run is not None else None
         self.data, self.config = data, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
@@ -245,6 +253,9 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainResult:
         if resume:
             self._load_resume()
+        if self.run is not None and self.out_dir is not None and self.is_main:
+            write_json(self.out_dir / "config.json",
+                       {**run_json(self.run), "train": asdict(self.config)})
         for cb in self.callbacks:
             cb.on_train_begin(self)
         c, train = self.config, self.data.train
@@ -333,12 +344,13 @@ class Trainer:
             "model": state, "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
             "step": self.step, "history": self.history, "config": asdict(self.config),
             "meta": self.meta, "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
+            "run": run_json(self.run) if self.run is not None else None,
         })
         save_torch(self.out_dir / "checkpoint.pt", state)
         write_json(self.out_dir / "metrics.json", self.metrics())
 
     def _load_resume(self) -> None:
-        from group_scissor.checkpoint import CheckpointError, conform_model, load_checkpoint
+        from group_scissor.checkpoint import CheckpointError, conform_model, load_checkpoint, load_state
 
         path = self.out_dir / "resume.pt" if self.out_dir else None
         if path is None or not path.is_file():
@@ -355,14 +367,41 @@ class Trainer:
             diff = {k: (saved[k], now[k]) for k in saved if saved[k] != now.get(k)}
             raise CheckpointError(f"cannot resume {path}: the settings differ from the run that "
                                   f"wrote it (saved, now): {diff}. Use the same settings.")
+        self._check_run(path, ckpt)
         conform_model(self.module, ckpt["model"])
-        self.module.load_state_dict(ckpt["model"])
+        load_state(self.module, ckpt["model"], f"cannot resume {path}: its model does not fit "
+                   f"this one (model {self.meta.get('model', '?')!r})",
+                   "Resume with the --model, --layers and --checkpoint it was started with, or "
+                   "pass --force to start over.")
         states = ckpt.get("callbacks", {})
         for cb in self.callbacks:
             cb.load_state_dict(states.get(cb.name, {}))
         self.rebuild_optimizer()
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
+
+
+    def _check_run(self, path: Path, ckpt: dict) -> None:
+        """Refuse a resume under another run (stage settings, model, teacher...). A resume.pt
+        written before runs were saved in it is checked against its config.json."""
+        from group_scissor.checkpoint import CheckpointError
+
+        if self.run is None:
+            return
+        saved = ckpt.get("run")
+        if saved is None:
+            cfg = path.parent / "config.json"
+            if not cfg.is_file():
+                return
+            saved = {k: v for k, v in json.loads(cfg.read_text()).items() if k != "train"}
+            saved = {k: v for k, v in saved.items() if k in self.run}  # keys it recorded
+        diff = run_diff(saved, self.run)
+        if diff:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:6])
+            raise CheckpointError(
+                f"cannot resume {path}: it was started with other settings ({shown}"
+                f"{'; ...' if len(diff) > 6 else ''}). Resume with the settings it was started "
+                "with, pass --force to start over, or choose another --out.")
 
 
 def _init_distributed() -> tuple[int, int]:

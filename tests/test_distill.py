@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -146,9 +147,13 @@ def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
     assert r.exit_code == 2 and "weight" in r.output
     # resuming under other distillation settings would change the objective mid-run
     r = runner.invoke(app, ["clip", *common[:-2], "--distill-temperature", "2", "--checkpoint",
-                            str(path), "--clip-interval", "20", "--out", str(tmp_path / "clip"),
-                            "--resume"])
-    assert r.exit_code == 2 and "started with distillation" in r.output
+                            str(path), "--tolerance", "0.05", "--clip-interval", "20",
+                            "--out", str(tmp_path / "clip"), "--resume"])
+    assert r.exit_code == 2 and "settings (distill.temperature: 3.0 -> 2.0)" in r.output
     r = runner.invoke(app, ["prune", *common[:-6], "--checkpoint", str(tmp_path / "clip" /
-                            "checkpoint.pt"), "--out", str(tmp_path / "p"), "--resume"])
-    assert r.exit_code == 2 and "started with distillation" in r.output
+                            "checkpoint.pt"), "--lambda", "0.05", "--out", str(tmp_path / "p"),
+                            "--resume"])
+    assert r.exit_code == 2, r.output
+    assert re.search(r"started with other settings \(distill\.teacher: '[^']+' -> None; "
+                     r"distill\.temperature: 3\.0 -> None; distill\.weight: 0\.5 -> None\)",
+                     r.output), r.output

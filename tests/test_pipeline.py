@@ -27,10 +27,27 @@ def test_config_round_trips_through_toml(tmp_path):
     (["crossbar=0x64"], "must be in"), (["train.lr=-1"], "lr must be"),
     (["formats=[\"gds\"]"], "unknown netlist format"), (["clip.tolerance"], "KEY=VALUE"),
     (["clip.tolerance=abc"], "clip.tolerance must be a number"),
-    (["distill_weight=2"], "weight must lie in")])
+    (["distill_weight=2"], "weight must lie in"),
+    (["train.epochs=2.5"], "train.epochs must be a whole number"),
+    (["train=3"], r"\[train\] is a table of settings"),
+    (["model.x=1"], "model is a single value, not a table"),
+    (["prune.threshold=[1]"], "prune.threshold must be a number"),
+    (["prune.rebalance=1"], "must be true or false"),
+    (["prune.layers={a=1}"], "prune.layers must be a list")])
 def test_bad_settings_are_named(override, needle):
     with pytest.raises((UsageError, ValueError), match=needle):
         CompileConfig.load(None, override)
+
+
+def test_a_toml_value_of_the_wrong_kind_is_named(tmp_path):
+    (tmp_path / "c.toml").write_text("model = 5\n")
+    with pytest.raises(UsageError, match="model must be text, got 5"):
+        CompileConfig.load(tmp_path / "c.toml")
+
+
+def test_a_single_string_for_a_list_setting_is_one_item():
+    cfg = CompileConfig.load(None, ["prune.layers=fc1", "formats=json"])
+    assert cfg.prune.layers == ("fc1",) and cfg.formats == ("json",)
 
 
 @pytest.mark.slow

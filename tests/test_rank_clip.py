@@ -216,3 +216,15 @@ def test_clip_cli_fine_tune_warm_restart(tmp_path):
     train = json.loads((tmp_path / "ok" / "config.json").read_text())["train"]
     assert (train["restart_epoch"], train["restart_lr"], train["restart_warmup_epochs"]) == (
         1, 0.02, 0.5)
+
+
+def test_clip_stage_refuses_a_fine_tune_that_leaves_no_clipping_epoch(tmp_path):
+    # without the check the last clip step would be 0: nothing clipped, and every pair merged
+    # back to dense while the stage reported success
+    from group_scissor.compress import ClipStageConfig, clip_stage
+
+    with pytest.raises(ValueError, match=r"fine_tune_epochs \(3\) must be smaller than "
+                                         r"epochs \(3\): rank clipping needs epochs that clip"):
+        clip_stage("lenet", "digits", None, TrainConfig(epochs=3),
+                   ClipStageConfig(fine_tune_epochs=3), tmp_path / "c")
+    assert not (tmp_path / "c").exists()

@@ -121,3 +121,50 @@ def test_resume_counts_settings_missing_from_an_old_checkpoint_as_their_defaults
     with pytest.raises(CheckpointError, match="restart_warmup_epochs"):
         Trainer(fresh(), digits, warm, tmp_path, progress=False).fit(resume=True)
     assert Trainer(fresh(), digits, cfg, tmp_path, progress=False).fit(resume=True).history
+
+
+def test_resume_under_another_run_is_refused_and_config_json_kept(digits, tmp_path):
+    run = {"stage": "prune", "model": "lenet", "prune": TrainConfig(lr=0.5), "delete_step": 7}
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[StopAt(1)], progress=False,
+                run=run).fit()
+    written = (tmp_path / "config.json").read_text()
+    assert json.loads(written)["prune"]["lr"] == 0.5 and json.loads(written)["train"]["seed"] == 3
+    assert load_checkpoint(tmp_path / "resume.pt")["run"]["delete_step"] == 7
+    for other, needle in (({**run, "prune": TrainConfig(lr=0.25)}, r"prune\.lr: 0\.5 -> 0\.25"),
+                          ({**run, "delete_step": 9}, "delete_step: 7 -> 9"),
+                          ({**run, "stage": "clip"}, "stage: 'prune' -> 'clip'")):
+        with pytest.raises(CheckpointError, match=needle):
+            Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=other).fit(resume=True)
+        assert (tmp_path / "config.json").read_text() == written  # not rewritten by a refusal
+    assert Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=run).fit(resume=True)
+
+
+def test_resume_without_a_saved_run_is_checked_against_config_json(digits, tmp_path):
+    # a resume.pt from before runs were saved in it; its config.json lacks a field added since
+    run = {"stage": "prune", "prune": TrainConfig(lr=0.5)}
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[StopAt(1)], progress=False,
+                run=run).fit()
+    ckpt = torch.load(tmp_path / "resume.pt", weights_only=False)
+    del ckpt["run"]
+    torch.save(ckpt, tmp_path / "resume.pt")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    del cfg["prune"]["restart_warmup_epochs"]  # counts as its default, 0.0
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"prune\.lr: 0\.5 -> 0\.1"):
+        Trainer(fresh(), digits, CFG, tmp_path, progress=False,
+                run={**run, "prune": TrainConfig(lr=0.1)}).fit(resume=True)
+    assert Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=run).fit(resume=True)
+
+
+def test_resume_into_another_model_is_a_clear_error(digits, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[StopAt(1)], progress=False,
+                meta={"model": "lenet"}).fit()
+    other = fresh()
+    other.fc2 = torch.nn.Linear(500, 12)  # another head: the saved state does not fit
+    with pytest.raises(CheckpointError, match=r"its model does not fit this one \(model "
+                                              r"'lenet'\): size mismatch for fc2\.weight"):
+        Trainer(other, digits, CFG, tmp_path, progress=False,
+                meta={"model": "lenet"}).fit(resume=True)
