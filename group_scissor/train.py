@@ -388,14 +388,14 @@ class Trainer:
 
         if self.run is None:
             return
-        saved = ckpt.get("run")
+        saved, run = ckpt.get("run"), self.run
         if saved is None:
             cfg = path.parent / "config.json"
             if not cfg.is_file():
                 return
             saved = {k: v for k, v in json.loads(cfg.read_text()).items() if k != "train"}
-            saved = {k: v for k, v in saved.items() if k in self.run}  # keys it recorded
-        diff = run_diff(saved, self.run)
+            run = {k: v for k, v in run.items() if k in saved}  # what that config.json recorded
+        diff = run_diff(saved, run)
         if diff:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:6])
             raise CheckpointError(
