@@ -10,6 +10,7 @@ baseline_checkpoint, formats, distill_weight, distill_temperature) and one table
 
 import collections.abc
 import json
+import re
 import tomllib
 import types
 import typing
@@ -223,6 +224,10 @@ def _toml(v) -> str:
         return json.dumps(v)
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, dict):  # keys other than bare words (e.g. lambda's "*") need quotes
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml(x)}" for k, x in v.items()) + "}"
     return repr(v)
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)

@@ -107,7 +107,7 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     callbacks = [gl] + teacher
     trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
                       progress=progress,
-                      run={**meta, "prune": prune_cfg, "crossbar": spec.to_dict(),
+                      run={**meta, "prune": prune_cfg, "crossbar": spec,
                            "distill": distill, "init_checkpoint": checkpoint})
     gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
                                                  * trainer.steps_per_epoch)

@@ -9,28 +9,66 @@ lambda, crossbar or teacher) and config.json would misreport the run.
 """
 
 import json
+import os
 from dataclasses import MISSING, asdict, fields, is_dataclass
 from typing import Any
 
+PATHS = ("init_checkpoint", "distill.teacher")
+"""Settings that name a file: compared as real paths (runs/a.pt and ./runs/a.pt are one file)."""
+DERIVED = {"delete_step": "--epochs and --fine-tune-epochs",
+           "last_clip_step": "--epochs and --fine-tune-epochs"}
+"""Settings a stage derives from others, with what they follow (named when they differ)."""
+
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:
-    """``run`` as config.json holds it: dataclasses as dicts, tuples as lists, paths as str."""
-    plain = {k: asdict(v) if is_dataclass(v) else v for k, v in run.items()}
-    return json.loads(json.dumps(plain, default=str))
+    """``run`` as config.json holds it: configs as dicts (their ``to_dict`` if they have one),
+    tuples as lists, paths as str."""
+    return json.loads(json.dumps({k: _plain(v) for k, v in run.items()}, default=str))
 
 
 def run_diff(saved: dict[str, Any], run: dict[str, Any]) -> dict[str, tuple]:
     """{'prune.lambda_': (saved, now), ...} over the settings that differ. A field of a config
     dataclass missing from ``saved`` (added to the code after the run was saved) counts as its
     default, which is what that run used."""
-    saved = dict(saved)
-    for k, v in run.items():
-        if is_dataclass(v) and isinstance(saved.get(k), dict):
-            defaults = {f.name: f.default for f in fields(v) if f.default is not MISSING}
-            saved[k] = {**run_json({"d": defaults})["d"], **saved[k]}
+    saved = {k: _with_defaults(v, run[k]) if k in run else v for k, v in saved.items()}
     before, now = _flat(run_json(saved)), _flat(run_json(run))
+    for k in PATHS:
+        for d in (before, now):
+            if isinstance(d.get(k), str):
+                d[k] = os.path.realpath(d[k])
     return {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now))
             if before.get(k) != now.get(k)}
+
+
+def explain(diff: dict[str, tuple], limit: int = 6) -> str:
+    """'prune.lambda_: 0.1 -> 0.2; ...' (at most ``limit``), with what derived settings follow."""
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:limit])
+    more = "; ..." if len(diff) > limit else ""
+    why = [f"{k} follows {DERIVED[k]}" for k in diff if k in DERIVED]
+    return shown + more + (f"; {', '.join(why)}" if why else "")
+
+
+def _plain(v):
+    if hasattr(v, "to_dict") and is_dataclass(v):
+        return v.to_dict()
+    return asdict(v) if is_dataclass(v) else v
+
+
+def _with_defaults(saved: Any, now: Any) -> Any:
+    """``saved`` (plain JSON) with the fields of dataclass ``now`` it lacks at their defaults,
+    recursively (a Technology inside a CrossbarSpec)."""
+    if not (is_dataclass(now) and isinstance(saved, dict)):
+        return saved
+    out = dict(saved)
+    for f in fields(now):
+        if f.name not in out:
+            if f.default is not MISSING:
+                out[f.name] = _plain(f.default)
+            elif f.default_factory is not MISSING:
+                out[f.name] = _plain(f.default_factory())
+        else:
+            out[f.name] = _with_defaults(out[f.name], getattr(now, f.name))
+    return out
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -38,6 +76,6 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
         return {prefix: d}
     out: dict[str, Any] = {}
     for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)) if isinstance(v, dict)
-                   else {f"{prefix}.{k}" if prefix else str(k): v})
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(_flat(v, key) if isinstance(v, dict) else {key: v})
     return out

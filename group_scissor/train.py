@@ -31,7 +31,7 @@ from torch import nn
 
 from group_scissor.data import Dataset, augment_batch
 from group_scissor.io import save_torch, write_json
-from group_scissor.resume import run_diff, run_json
+from group_scissor.resume import explain, run_diff, run_json
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -397,11 +397,10 @@ class Trainer:
             run = {k: v for k, v in run.items() if k in saved}  # what that config.json recorded
         diff = run_diff(saved, run)
         if diff:
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:6])
             raise CheckpointError(
-                f"cannot resume {path}: it was started with other settings ({shown}"
-                f"{'; ...' if len(diff) > 6 else ''}). Resume with the settings it was started "
-                "with, pass --force to start over, or choose another --out.")
+                f"cannot resume {path}: it was started with other settings ({explain(diff)}). "
+                "Resume with the settings it was started with, pass --force to start over, or "
+                "choose another --out.")
 
 
 def _init_distributed() -> tuple[int, int]:

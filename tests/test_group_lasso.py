@@ -348,6 +348,19 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
     train = json.loads((out / "config.json").read_text())["train"]  # fine-tune: warm restart
     assert (train["restart_epoch"], train["restart_lr"], train["restart_warmup_epochs"]) == (
         1, 0.02, 0.5)
+    # a resume under other settings would change the run mid-way: refused, naming them, and
+    # config.json still tells the run that is there (the same resume is accepted)
+    written = (out / "config.json").read_text()
+    for change, needle in ((["--crossbar", "64x64"], "crossbar.cols: 32 -> 64"),
+                           (["--lambda", "0.2"], r"prune.lambda_: 0.3 -> 0.2"),
+                           (["--epochs", "3"], "'restart_epoch': (1.0, 2.0)")):
+        i = args.index(change[0])
+        changed = args[:i] + change + args[i + 2:] + ["--resume"]
+        r = CliRunner().invoke(app, [str(a) for a in changed])
+        assert r.exit_code == 2 and needle in r.output, r.output
+        assert (out / "config.json").read_text() == written
+    r = CliRunner().invoke(app, [str(a) for a in args] + ["--resume"])
+    assert r.exit_code == 0, r.output
     # bad input: a clear message, exit code 2
     r = CliRunner().invoke(app, [str(a) for a in args[:-3]] + ["--out", str(tmp_path / "x"),
                                                              "--layers", "fc9"])

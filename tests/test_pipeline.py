@@ -45,6 +45,12 @@ def test_a_toml_value_of_the_wrong_kind_is_named(tmp_path):
         CompileConfig.load(tmp_path / "c.toml")
 
 
+def test_a_lambda_table_with_a_star_key_round_trips_through_toml(tmp_path):
+    cfg = CompileConfig.load(None, ['prune.lambda_={"*" = 0.2, fc1 = 0.1}'])
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert CompileConfig.load(tmp_path / "c.toml") == cfg
+
+
 def test_a_single_string_for_a_list_setting_is_one_item():
     cfg = CompileConfig.load(None, ["prune.layers=fc1", "formats=json"])
     assert cfg.prune.layers == ("fc1",) and cfg.formats == ("json",)
