@@ -380,7 +380,6 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
 
-
     def _check_run(self, path: Path, ckpt: dict) -> None:
         """Refuse a resume under another run (stage settings, model, teacher...). A resume.pt
         written before runs were saved in it is checked against its config.json."""

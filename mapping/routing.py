@@ -28,6 +28,7 @@ import numpy as np
 
 from mapping.design import Design
 from mapping.placement import Placement, net_arrays, ranges
+from mapping.spec import tracks_per_edge
 from mapping.steiner import NET_MODELS, connections
 
 MAX_GCELLS_PER_SITE = 64  # finer gcells make the grid (and the router's time) explode
@@ -115,7 +116,7 @@ class RouteConfig:
         """Tracks per gcell edge actually used."""
         if self.tracks_per_gcell_edge is not None:
             return self.tracks_per_gcell_edge
-        return int(self.gcell_um / self.wire_pitch_um + 1e-9) * self.routing_layers
+        return tracks_per_edge(self.gcell_um, self.wire_pitch_um, self.routing_layers)
 
     @classmethod
     def for_spec(cls, spec, **overrides) -> RouteConfig:

@@ -73,8 +73,7 @@ class Technology:
     @property
     def tracks_per_gcell_edge(self) -> int:
         """Routing capacity of one gcell edge: floor(gcell / pitch) tracks per layer x layers."""
-        # not gcell // pitch: in floats 10.0 // 0.1 == 99.0; the same rule as RouteConfig.capacity
-        return int(self.gcell_um / self.wire_pitch_um + 1e-9) * int(self.routing_layers)
+        return tracks_per_edge(self.gcell_um, self.wire_pitch_um, int(self.routing_layers))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,6 +168,12 @@ class CrossbarSpec:
     def from_file(cls, path: str | Path) -> "CrossbarSpec":
         """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` and a ``tech`` table."""
         return cls.from_dict(_read(path))
+
+
+def tracks_per_edge(gcell_um: float, wire_pitch_um: float, routing_layers: int) -> int:
+    """Tracks crossing one gcell edge: floor(gcell / pitch) per layer x layers. (Not
+    gcell // pitch: in floats 10.0 // 0.1 == 99.0.)"""
+    return int(gcell_um / wire_pitch_um + 1e-9) * routing_layers
 
 
 def _check_table(what: str, d: Any) -> None:

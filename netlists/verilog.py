@@ -50,12 +50,20 @@ def _cat(ids: list[int]) -> str:
     return "{" + ", ".join(f"n{i}" for i in ids) + "}" if ids else ""
 
 
-def _block_width(design: Design, unit, units: dict) -> int:
-    """Logical columns of an output unit's block (from its tiles' weights, else its buses)."""
+def _block_widths(design: Design, units: dict) -> dict[tuple, int]:
+    """(matrix, column block) -> logical columns of that block, from its tiles' weights."""
+    out: dict[tuple, int] = {}
     for name, w in design.tile_weights.items():
         t = units[name]
-        if t.matrix == unit.matrix and unit.block and t.block and t.block[1] == unit.block[1]:
-            return int(np.shape(w)[1])
+        if t.block:
+            out.setdefault((t.matrix, t.block[1]), int(np.shape(w)[1]))
+    return out
+
+
+def _block_width(design: Design, unit, widths: dict[tuple, int]) -> int:
+    """Logical columns of an output unit's block (from its tiles' weights, else its buses)."""
+    if unit.block and (unit.matrix, unit.block[1]) in widths:
+        return widths[unit.matrix, unit.block[1]]
     return max([n.width for n in design.nets if n.dst == unit.name], default=1)
 
 
@@ -77,7 +85,8 @@ def write_verilog(design: Any, path: str | os.PathLike, top: str = "chip") -> Pa
     # stays unconnected rather than becoming a slice of OUT.
     feeding = {units[n.src].matrix for n in design.nets if units[n.src].kind == "output"}
     sinks = [u for u in design.units if u.kind == "output" and u.matrix not in feeding]
-    sink_w = {u.name: _block_width(design, u, units) for u in sinks}
+    widths = _block_widths(design, units)
+    sink_w = {u.name: _block_width(design, u, widths) for u in sinks}
     with atomic_open(path) as f:
         f.write(f"// group-scissor structural netlist: {len(design.units)} units, "
                 f"{len(design.nets)} nets, {design.total_wires} wires\n"
