@@ -31,17 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from benchmarks.guard import flag_errors, guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
-from group_scissor.checkpoint import load_model  # noqa: E402
+from common.io import update_json  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
-from group_scissor.io import update_json  # noqa: E402
-from group_scissor.masks import set_mask  # noqa: E402
 from group_scissor.prune import PruneConfig, prune_stage, wire_report  # noqa: E402
 from group_scissor.prune_cli import parse_layer_lambda  # noqa: E402
 from group_scissor.train import Callback, TrainConfig, Trainer, evaluate  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
+from models.checkpoint import load_model  # noqa: E402
+from models.masks import set_mask  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "group_deletion.json"
 

@@ -5,14 +5,9 @@ bug and keeps its traceback, so plain ValueError/TypeError are not caught here."
 import contextlib
 import sys
 
-from group_scissor.checkpoint import CheckpointError
-from group_scissor.data import DataError
-from group_scissor.errors import UsageError
-from group_scissor.train import TrainingDiverged
-from models.registry import UnknownModelError
+from common.errors import UserError
 
-EXPECTED = (CheckpointError, DataError, TrainingDiverged, UnknownModelError, UsageError,
-            FileNotFoundError)
+EXPECTED = (UserError, FileNotFoundError)
 
 
 @contextlib.contextmanager

@@ -18,10 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from group_scissor.checkpoint import load_model  # noqa: E402
+from common.io import update_json  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
-from group_scissor.io import update_json  # noqa: E402
 from mapping import CrossbarSpec, map_model  # noqa: E402
+from models.checkpoint import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -25,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from benchmarks.guard import flag_errors, guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
-from group_scissor.checkpoint import load_model  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
+from common.io import update_json  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig  # noqa: E402
-from group_scissor.errors import UsageError  # noqa: E402
-from group_scissor.io import update_json  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
+from models.checkpoint import load_model  # noqa: E402
 
 RECIPES = {
     "lenet": dict(
@@ -91,7 +91,7 @@ def main() -> None:
         def select(allres):
             runs = allres.get(f"{args.model}_methods", {})
             if args.select not in runs:
-                raise UsageError(f"no {args.model} run tagged {args.select!r} in {path}; "
+                raise ConfigError(f"no {args.model} run tagged {args.select!r} in {path}; "
                                  f"recorded: {', '.join(runs) or 'none'}.")
             return {**allres, args.model: {**runs[args.select],
                                            "selected_by": "python " + " ".join(sys.argv)}}
@@ -114,7 +114,7 @@ def main() -> None:
         distill = (DistillConfig(str(dense_dir / "checkpoint.pt"), args.distill_temperature,
                                  args.distill_weight) if args.distill else None)
     if not (dense_dir / "metrics.json").is_file():
-        raise UsageError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
+        raise ConfigError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
                          f"--model {args.model} --runs {args.runs}' first (or pass --runs).")
     baseline = json.loads((dense_dir / "metrics.json").read_text())
     tag = f"{args.method}-tol{ccfg.tolerance:g}{args.tag}"

@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.guard import guarded  # noqa: E402
-from group_scissor.io import update_json  # noqa: E402
+from common.io import update_json  # noqa: E402
 from mapping.design import Design, Net, Unit  # noqa: E402
 
 # (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
@@ -204,10 +204,10 @@ def trained(model: str, checkpoint: str) -> dict:
     """A trained (Group-Scissor-compressed) checkpoint against its dense baseline, both placed
     and routed with the same settings at 64x64: the routing_area_ratio of the paper."""
     import models
-    from group_scissor.checkpoint import load_model
     from mapping.congestion import routing_area_ratio
     from mapping.network import map_model
     from mapping.spec import CrossbarSpec
+    from models.checkpoint import load_model
 
     net = map_model(load_model(model, checkpoint), CrossbarSpec(64, 64),
                     models.info(model).input_shape)

@@ -21,15 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from group_scissor.checkpoint import load_model  # noqa: E402
+from common.io import update_json  # noqa: E402
 from group_scissor.compress import merge_unprofitable  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
-from group_scissor.io import update_json  # noqa: E402
-from group_scissor.lowrank import low_rank_layers, to_low_rank  # noqa: E402
 from group_scissor.rank_clip import clip_pair  # noqa: E402
 from group_scissor.train import evaluate  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
+from models.checkpoint import load_model  # noqa: E402
+from models.lowrank import low_rank_layers, to_low_rank  # noqa: E402
 
 TOLERANCES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 

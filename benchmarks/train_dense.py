@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.guard import guarded  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
+from common.io import write_json  # noqa: E402
 from group_scissor.stages import train_stage  # noqa: E402
 from group_scissor.train import TrainConfig  # noqa: E402
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
+from common.io import write_json  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
-from group_scissor.io import write_json  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 
 

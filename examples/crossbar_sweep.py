@@ -25,9 +25,9 @@ import torch
 
 import mapping
 import models
+from common.errors import UserError
+from common.io import write_json, write_text
 from group_scissor import load_dataset, load_model
-from group_scissor.errors import USER_ERRORS
-from group_scissor.io import write_json, write_text
 
 FIELDS = ("size", "rows", "cols", "encoding", "n_crossbars", "dense_crossbars", "cells",
           "area_um2", "utilization", "cell_area_ratio", "crossbar_area_ratio", "accuracy")
@@ -157,7 +157,7 @@ def main() -> None:
         if args.test_samples < 1:
             raise ValueError(f"--test-samples must be >= 1, got {args.test_samples}")
         sweep(args)
-    except USER_ERRORS as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

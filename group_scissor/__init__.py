@@ -4,14 +4,14 @@ The names below are imported on first use, so ``import group_scissor`` stays lig
 """
 
 _EXPORTS = {
-    "LowRankLinear": "group_scissor.lowrank", "LowRankConv2d": "group_scissor.lowrank",
-    "to_low_rank": "group_scissor.lowrank", "merge": "group_scissor.lowrank",
+    "LowRankLinear": "models.lowrank", "LowRankConv2d": "models.lowrank",
+    "to_low_rank": "models.lowrank", "merge": "models.lowrank",
     "RankClipping": "group_scissor.rank_clip", "ClipConfig": "group_scissor.rank_clip",
     "NuclearNorm": "group_scissor.lowrank_reg",
     "ForceRegularization": "group_scissor.lowrank_reg",
     "Trainer": "group_scissor.train", "TrainConfig": "group_scissor.train",
     "Callback": "group_scissor.train", "load_dataset": "group_scissor.data",
-    "load_model": "group_scissor.checkpoint", "CompileConfig": "group_scissor.config",
+    "load_model": "models.checkpoint", "CompileConfig": "group_scissor.config",
     "compile": "group_scissor.pipeline", "GroupLasso": "group_scissor.group_lasso",
     "GroupLassoConfig": "group_scissor.group_lasso", "PruneConfig": "group_scissor.prune",
     "DistillConfig": "group_scissor.distill", "Distillation": "group_scissor.distill",

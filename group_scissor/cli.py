@@ -45,11 +45,11 @@ def friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from group_scissor.errors import USER_ERRORS
+        from common.errors import UserError
 
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as e:
+        except UserError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -140,7 +140,7 @@ def clip(model: Model = "lenet", dataset: DatasetOpt = "mnist", data_dir: DataDi
 
 
 def _ranks(model) -> dict:
-    from group_scissor.lowrank import ranks
+    from models.lowrank import ranks
 
     return ranks(model)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import models
+from common.errors import ConfigError
+from common.io import save_torch, write_json
 from group_scissor.distill import DistillConfig, distillation
-from group_scissor.io import save_torch, write_json
-from group_scissor.lowrank import low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import make_regularizer
 from group_scissor.rank_clip import ClipConfig, RankClipping
 from group_scissor.stages import (
@@ -19,6 +19,7 @@ from group_scissor.stages import (
     prepare,
 )
 from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
+from models.lowrank import low_rank_layers, merge, ranks, to_low_rank
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ class ClipStageConfig:
     def __post_init__(self) -> None:
         if not all(x >= 0 and math.isfinite(x) for x in (
                 self.fine_tune_epochs, self.tolerance_ramp_epochs, self.fine_tune_warmup_epochs)):
-            raise ValueError("ClipStageConfig: fine_tune_epochs, fine_tune_warmup_epochs and "
+            raise ConfigError("ClipStageConfig: fine_tune_epochs, fine_tune_warmup_epochs and "
                              "tolerance_ramp_epochs must be numbers >= 0")
         check_fine_tune_warmup("ClipStageConfig", self)
         if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
                                                   and math.isfinite(self.fine_tune_lr)):
-            raise ValueError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "
+            raise ConfigError(f"ClipStageConfig: fine_tune_lr must be > 0 or None, got "
                              f"{self.fine_tune_lr!r}")
         ClipConfig(tolerance=self.tolerance, clip_interval=self.clip_interval)  # validates
         make_regularizer(self.regularizer, self.reg_strength)  # validates the name
@@ -133,7 +134,7 @@ class ClipLimited:
 
 
 def _full_ranks(model_name: str, layers) -> dict[str, int]:
-    from group_scissor.lowrank import layer_matrix
+    from models.lowrank import layer_matrix
 
     dense = models.get(model_name)
     return {n: min(layer_matrix(dense.get_submodule(n)).shape) for n in (layers or [])}
@@ -145,7 +146,7 @@ def plot_ranks(history: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from group_scissor.io import save_figure
+    from common.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in history[0]["ranks"] if history else []:

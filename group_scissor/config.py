@@ -17,9 +17,9 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from common.errors import ConfigError
 from group_scissor.compress import ClipStageConfig
 from group_scissor.distill import DistillConfig
-from group_scissor.errors import UsageError
 from group_scissor.prune import PruneConfig
 from group_scissor.train import TrainConfig
 from mapping.placement import PlaceConfig
@@ -76,7 +76,7 @@ class CompileConfig:
         object.__setattr__(self, "distill_weight", d.weight)
         bad = [f for f in self.formats if f not in FORMATS]
         if bad:
-            raise UsageError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")
+            raise ConfigError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")
         object.__setattr__(self, "formats", tuple(self.formats))
 
     # -- persistence ------------------------------------------------------------------------
@@ -96,14 +96,14 @@ class CompileConfig:
                 base = getattr(cls(), f.name) or (sub() if sub is not RouteConfig else None)
                 v = _build(sub, {**(asdict(base) if base is not None else {}), **v}, f.name)
             elif sub is not None and v is not None:
-                raise UsageError(f"[{f.name}] is a table of settings, got {v!r}; set its fields, "
+                raise ConfigError(f"[{f.name}] is a table of settings, got {v!r}; set its fields, "
                                  f"e.g. --set {f.name}.<field>=VALUE")
             else:
                 v = _checked(f.name, v, hints[f.name])
             kw[f.name] = v
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise UsageError(f"unknown setting(s) {sorted(unknown)}; known: "
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: "
                              f"{', '.join(f.name for f in fields(cls))}")
         return cls(**kw)
 
@@ -113,21 +113,21 @@ class CompileConfig:
         if path is not None:
             p = Path(path)
             if not p.is_file():
-                raise UsageError(f"config file {p} does not exist")
+                raise ConfigError(f"config file {p} does not exist")
             try:
                 d = tomllib.loads(p.read_text())
             except tomllib.TOMLDecodeError as e:
-                raise UsageError(f"config file {p} is not valid TOML: {e}") from None
+                raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         for item in overrides:
             key, sep, raw = item.partition("=")
             if not sep:
-                raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. clip.tolerance=0.05")
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. clip.tolerance=0.05")
             target = d
             *parents, leaf = key.strip().split(".")
             for i, part in enumerate(parents):
                 target = target.setdefault(part, {})
                 if not isinstance(target, dict):
-                    raise UsageError(f"--set {item!r}: {'.'.join(parents[:i + 1])} is a single "
+                    raise ConfigError(f"--set {item!r}: {'.'.join(parents[:i + 1])} is a single "
                                      "value, not a table of settings")
             target[leaf] = _parse_value(raw.strip(), _field_type(cls, parents, leaf))
         return cls.from_dict(d)
@@ -157,7 +157,7 @@ def _build(cls, d: dict, section: str):
     known = {f.name for f in fields(cls)}
     unknown = set(d) - known
     if unknown:
-        raise UsageError(f"[{section}]: unknown setting(s) {sorted(unknown)}; known: "
+        raise ConfigError(f"[{section}]: unknown setting(s) {sorted(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _checked(f"{section}.{k}", v, hints[k]) for k, v in d.items()})
@@ -165,7 +165,7 @@ def _build(cls, d: dict, section: str):
 
 def _checked(where: str, v, hint):
     """``v`` as setting ``where`` of declared type ``hint`` takes it (a list or a single string
-    for a tuple); UsageError naming the setting if it cannot. Ranges are the config's to check."""
+    for a tuple); ConfigError naming the setting if it cannot. Ranges are the config's to check."""
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     kinds = typing.get_args(hint) if union else (hint,)
     if v is None and type(None) in kinds:
@@ -176,23 +176,23 @@ def _checked(where: str, v, hint):
             return (v,)  # --set prune.layers=fc1 means one layer, not ('f', 'c', '1')
         if isinstance(v, list | tuple):
             return tuple(v)
-        raise UsageError(f"{where} must be a list, e.g. {where.split('.')[-1]} = [...], "
+        raise ConfigError(f"{where} must be a list, e.g. {where.split('.')[-1]} = [...], "
                          f"got {v!r}")
     if isinstance(v, dict):
         if origins & {dict, collections.abc.Mapping}:
             return v
-        raise UsageError(f"{where} is a single value, not a table; got {v!r}")
+        raise ConfigError(f"{where} is a single value, not a table; got {v!r}")
     if int in kinds and float not in kinds:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise UsageError(f"{where} must be a whole number, got {v!r}")
+            raise ConfigError(f"{where} must be a whole number, got {v!r}")
     elif float in kinds:
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise UsageError(f"{where} must be a number, got {v!r}")
+            raise ConfigError(f"{where} must be a number, got {v!r}")
     elif bool in kinds:
         if not isinstance(v, bool):
-            raise UsageError(f"{where} must be true or false, got {v!r}")
+            raise ConfigError(f"{where} must be true or false, got {v!r}")
     elif str in kinds and not isinstance(v, str):
-        raise UsageError(f"{where} must be text, got {v!r}")
+        raise ConfigError(f"{where} must be text, got {v!r}")
     return v
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.errors import UserError
+
 DATA_ENV = "GROUP_SCISSOR_DATA"
 DATASETS = ("mnist", "cifar10", "digits")
 
@@ -36,7 +38,7 @@ MNIST_MEAN_STD = ((0.1307,), (0.3081,))
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data set could not be found or read; the message says where and what to do."""
 
 

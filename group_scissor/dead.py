@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from group_scissor.lowrank import layer_matrix
-from group_scissor.masks import set_mask
+from models.lowrank import layer_matrix
+from models.masks import set_mask
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from group_scissor.errors import UsageError
+from common.errors import ConfigError
 from group_scissor.train import Callback
 
 
@@ -40,12 +40,12 @@ class DistillConfig:
         for name in ("temperature", "weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float):
-                raise ValueError(f"DistillConfig: {name} must be a number, got {v!r}")
+                raise ConfigError(f"DistillConfig: {name} must be a number, got {v!r}")
             object.__setattr__(self, name, float(v))
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"DistillConfig: temperature must be > 0, got {self.temperature!r}")
+            raise ConfigError(f"DistillConfig: temperature must be > 0, got {self.temperature!r}")
         if not 0 <= self.weight <= 1:
-            raise ValueError(f"DistillConfig: weight must lie in [0, 1], got {self.weight!r}")
+            raise ConfigError(f"DistillConfig: weight must lie in [0, 1], got {self.weight!r}")
         object.__setattr__(self, "teacher", str(self.teacher))
 
 
@@ -90,15 +90,15 @@ def from_options(teacher, temperature: float, weight: float) -> DistillConfig | 
 
 def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
     """The callback for ``cfg``, its teacher loaded as registered model ``model_name``."""
-    from group_scissor.checkpoint import CheckpointError, load_model
+    from models.checkpoint import CheckpointError, load_model
 
     if not Path(cfg.teacher).is_file():
-        raise UsageError(f"distillation teacher {cfg.teacher} does not exist; pass the "
+        raise ConfigError(f"distillation teacher {cfg.teacher} does not exist; pass the "
                          "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher.")
     try:
         teacher = load_model(model_name, cfg.teacher)
     except CheckpointError as e:
-        raise UsageError(f"--teacher {cfg.teacher} is not a usable checkpoint of model "
+        raise ConfigError(f"--teacher {cfg.teacher} is not a usable checkpoint of model "
                          f"{model_name!r}, the model being trained: the teacher must be the same "
                          f"registered model (dense or compressed). ({e})") from None
     return Distillation(teacher, cfg.temperature, cfg.weight)

@@ -31,7 +31,7 @@ same lambda prunes far less in a short run (digits, ~100 steps: ~0.1) than in a 
 Deletion: a group is deleted when ||w_g|| <= threshold * rms(W) * sqrt(|g|) ('relative': the
 group's RMS weight is at most ``threshold`` times the matrix's RMS weight) or ||w_g|| <=
 threshold ('absolute'), in every selected matrix (also one whose lambda is 0). Deleted groups
-are zeroed and masked (``weight_mask`` buffer, group_scissor.masks): they stay zero through
+are zeroed and masked (``weight_mask`` buffer, models.masks): they stay zero through
 fine-tuning (masks re-applied after every step), checkpoint.pt / resume.pt (the mask is a
 buffer; checkpoint.conform_model re-creates it on load) and export (the mapper reads the zeros).
 ``lowrank.merge`` keeps zeros, not masks: U @ V has a zero row where a whole row of U is zero
@@ -48,9 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from group_scissor.lowrank import balance, layer_matrix
-from group_scissor.masks import apply_masks, masked_layers, set_mask
+from common.errors import ConfigError
 from group_scissor.train import Callback, added_later
+from models.lowrank import balance, layer_matrix
+from models.masks import apply_masks, masked_layers, set_mask
 
 METHODS = ("prox", "subgradient")
 THRESHOLD_MODES = ("relative", "absolute")
@@ -85,21 +86,21 @@ class GroupLassoConfig:
         items = lam.items() if isinstance(lam, Mapping) else [("lambda", lam)]
         for key, v in items:
             if not isinstance(key, str):
-                raise TypeError(f"GroupLassoConfig: lambda_ keys must be names, got {key!r}")
+                raise ConfigError(f"GroupLassoConfig: lambda_ keys must be names, got {key!r}")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
                     or not math.isfinite(v):
-                raise ValueError(f"GroupLassoConfig: lambda for {key!r} must be a finite number "
+                raise ConfigError(f"GroupLassoConfig: lambda for {key!r} must be a finite number "
                                  f">= 0, got {v!r}")
         if isinstance(lam, Mapping):
             object.__setattr__(self, "lambda_", {k: float(v) for k, v in lam.items()})
         if self.method not in METHODS:
-            raise ValueError(f"GroupLassoConfig: method must be one of {METHODS}, got "
+            raise ConfigError(f"GroupLassoConfig: method must be one of {METHODS}, got "
                              f"{self.method!r}")
         if self.threshold_mode not in THRESHOLD_MODES:
-            raise ValueError(f"GroupLassoConfig: threshold_mode must be one of {THRESHOLD_MODES},"
+            raise ConfigError(f"GroupLassoConfig: threshold_mode must be one of {THRESHOLD_MODES},"
                              f" got {self.threshold_mode!r}")
         if not (self.threshold >= 0 and math.isfinite(self.threshold)):
-            raise ValueError(f"GroupLassoConfig: threshold must be a finite number >= 0, got "
+            raise ConfigError(f"GroupLassoConfig: threshold must be a finite number >= 0, got "
                              f"{self.threshold!r}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
@@ -167,7 +168,7 @@ class TileGroups:
         (B, A, rows) / (B, lcols, A) layouts and ones of those shapes; per weight tensor: its
         tile-aligned views."""
         if wt.shape != (self.m, self.n):
-            raise ValueError(f"matrix of shape {tuple(wt.T.shape)} given to the groups of a "
+            raise ConfigError(f"matrix of shape {tuple(wt.T.shape)} given to the groups of a "
                              f"{self.n}x{self.m} matrix")
         st = self._cache.get(wt.dtype)
         if st is None:
@@ -256,7 +257,7 @@ class TileGroups:
         elif mode == "absolute":
             t_in = t_out = torch.tensor(float(threshold), dtype=torch.float64)
         else:
-            raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+            raise ConfigError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
         return (n_in <= t_in) & (s_in > 0), (n_out <= t_out) & (s_out > 0)
 
     def keep_mask(self, dead_in: torch.Tensor, dead_out: torch.Tensor) -> torch.Tensor:
@@ -329,12 +330,12 @@ def grouped_matrices(model: nn.Module, rows: int, lcols: int,
         names = {x for n, lay, _ in found for x in (n, lay)}
         unknown = [x for x in config.layers if x not in names]
         if unknown:
-            raise ValueError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "
+            raise ConfigError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "
                              f"{', '.join(n for n, _, _ in found)}")
         found = [f for f in found if f[0] in config.layers or f[1] in config.layers]
     for name, _, module in found:
         if not module.weight.is_contiguous():  # prox_ works in place on a view of the weight
-            raise ValueError(f"group Lasso: the weight of {name!r} is not contiguous (e.g. "
+            raise ConfigError(f"group Lasso: the weight of {name!r} is not contiguous (e.g. "
                              "channels_last); call model.to(memory_format=torch.contiguous_format)")
     return [GroupedMatrix(name, layer, module, config.lambda_for(name, layer),
                           TileGroups(*layer_matrix(module).shape, rows, lcols,

@@ -14,8 +14,9 @@ product P = U @ V (N x M, columns = filters), so they compose with ``RankClippin
 
 import torch
 
-from group_scissor.lowrank import low_rank_layers
+from common.errors import ConfigError
 from group_scissor.train import Callback
+from models.lowrank import low_rank_layers
 
 REGULARIZERS = ("none", "nuclear", "force")
 
@@ -23,7 +24,7 @@ REGULARIZERS = ("none", "nuclear", "force")
 class _PairPenalty(Callback):
     def __init__(self, strength: float, layers=None):
         if not strength >= 0:
-            raise ValueError(f"regularization strength must be >= 0, got {strength}")
+            raise ConfigError(f"regularization strength must be >= 0, got {strength}")
         self.strength, self.layers = strength, layers
 
     def pairs(self, trainer):
@@ -71,7 +72,7 @@ class ForceRegularization(_PairPenalty):
 
 def make_regularizer(kind: str, strength: float, layers=None) -> Callback | None:
     if kind not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer {kind!r}; choose one of {', '.join(REGULARIZERS)}")
+        raise ConfigError(f"unknown regularizer {kind!r}; choose one of {', '.join(REGULARIZERS)}")
     if kind == "none" or strength == 0:
         return None
     return (NuclearNorm if kind == "nuclear" else ForceRegularization)(strength, layers)

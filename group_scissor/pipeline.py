@@ -22,8 +22,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import models
+from common.io import write_json, write_text
 from group_scissor.config import CompileConfig
-from group_scissor.io import write_json, write_text
 
 STAGES = ("train", "clip", "prune", "map", "route", "export")
 
@@ -146,9 +146,9 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
 
 
 def _mapped(cfg: CompileConfig, checkpoint):
-    from group_scissor.checkpoint import load_model
     from mapping.network import map_model
     from mapping.spec import CrossbarSpec
+    from models.checkpoint import load_model
 
     model = load_model(cfg.model, checkpoint)
     spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)

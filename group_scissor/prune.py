@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 import models
+from common.errors import ConfigError
+from common.io import save_figure, write_json
 from group_scissor.distill import DistillConfig, distillation
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matrices
-from group_scissor.io import save_figure, write_json
 from group_scissor.stages import (
     check_fine_tune_epochs,
     check_fine_tune_warmup,
@@ -61,14 +62,14 @@ class PruneConfig(GroupLassoConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not (self.fine_tune_epochs >= 0 and math.isfinite(self.fine_tune_epochs)):
-            raise ValueError(f"PruneConfig: fine_tune_epochs must be >= 0, got "
+            raise ConfigError(f"PruneConfig: fine_tune_epochs must be >= 0, got "
                              f"{self.fine_tune_epochs!r}")
         if self.fine_tune_lr is not None and not (self.fine_tune_lr > 0
                                                   and math.isfinite(self.fine_tune_lr)):
-            raise ValueError(f"PruneConfig: fine_tune_lr must be a positive number or None, got "
+            raise ConfigError(f"PruneConfig: fine_tune_lr must be a positive number or None, got "
                              f"{self.fine_tune_lr!r}")
         if not (self.fine_tune_warmup_epochs >= 0 and math.isfinite(self.fine_tune_warmup_epochs)):
-            raise ValueError(f"PruneConfig: fine_tune_warmup_epochs must be >= 0, got "
+            raise ConfigError(f"PruneConfig: fine_tune_warmup_epochs must be >= 0, got "
                              f"{self.fine_tune_warmup_epochs!r}")
         check_fine_tune_warmup("PruneConfig", self)
 

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from common.errors import ConfigError
+
 Opt = typer.Option
 
 
@@ -116,6 +118,6 @@ def parse_layer_lambda(text: str) -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--layer-lambda: bad entry {item!r}; write NAME=VALUE pairs "
+            raise ConfigError(f"--layer-lambda: bad entry {item!r}; write NAME=VALUE pairs "
                              "separated by commas, e.g. 'fc1=1e-3,conv1.U=0'") from None
     return out

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from group_scissor.lowrank import _LowRank, low_rank_layers
+from common.errors import ConfigError
 from group_scissor.train import Callback
+from models.lowrank import _LowRank, low_rank_layers
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,13 @@ class ClipConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.tolerance < 1:
-            raise ValueError(f"ClipConfig: tolerance must be in [0, 1), got {self.tolerance}")
+            raise ConfigError(f"ClipConfig: tolerance must be in [0, 1), got {self.tolerance}")
         if self.clip_interval < 1:
-            raise ValueError(f"ClipConfig: clip_interval must be >= 1, got {self.clip_interval}")
+            raise ConfigError(f"ClipConfig: clip_interval must be >= 1, got {self.clip_interval}")
         if self.last_clip_step is not None and self.last_clip_step < 0:
-            raise ValueError(f"ClipConfig: last_clip_step must be >= 0, got {self.last_clip_step}")
+            raise ConfigError(f"ClipConfig: last_clip_step must be >= 0, got {self.last_clip_step}")
         if self.tolerance_ramp_steps < 0:
-            raise ValueError("ClipConfig: tolerance_ramp_steps must be >= 0")
+            raise ConfigError("ClipConfig: tolerance_ramp_steps must be >= 0")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
 
@@ -115,7 +116,7 @@ class RankClipping(Callback):
             return pairs
         missing = [n for n in self.config.layers if n not in pairs]
         if missing:
-            raise ValueError(f"rank clipping: {missing} are not low-rank layers of the model; "
+            raise ConfigError(f"rank clipping: {missing} are not low-rank layers of the model; "
                              f"its low-rank layers are {sorted(pairs)}")
         return {n: pairs[n] for n in self.config.layers}
 

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from group_scissor.io import write_json, write_text
+from common.io import write_json, write_text
 
 PAPER = {  # Group Scissor (DAC 2017), Table 2: crossbar area and routing area, % of dense
     "lenet": {"dataset": "mnist", "cell_area_ratio": 0.1362, "routing_area_ratio": 0.081},
@@ -139,7 +139,7 @@ def plot_area_per_layer(rep: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from group_scissor.io import save_figure
+    from common.io import save_figure
 
     layers = rep["layers"]
     names = [layer["name"] for layer in layers]

@@ -8,20 +8,20 @@ import torch
 from torch import nn
 
 import models
+from common.errors import ConfigError
 from group_scissor.data import Dataset, load_dataset
-from group_scissor.errors import UsageError
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
 def prepare(model_name: str, dataset: str, data_dir, seed: int,
             checkpoint: str | os.PathLike | None = None) -> tuple[nn.Module, Dataset]:
     """Seeded model (optionally loaded from ``checkpoint``) and its data, checked to fit."""
-    from group_scissor.checkpoint import load_model
+    from models.checkpoint import load_model
 
     info = models.info(model_name)  # unknown name -> clear error
     data = load_dataset(dataset, data_dir)
     if tuple(info.input_shape) != data.input_shape:
-        raise UsageError(
+        raise ConfigError(
             f"model {model_name!r} takes inputs of shape {info.input_shape} but dataset "
             f"{dataset!r} has {data.input_shape}; use it with '--dataset "
             f"{info.default_dataset or '...'}' or register a model for this data set.")
@@ -33,17 +33,17 @@ def check_fine_tune_warmup(what: str, cfg) -> None:
     """A stage config's fine-tune warm-up needs a fine-tune lr and must end before the
     fine-tuning does (checked when the config is built, before any training)."""
     if cfg.fine_tune_warmup_epochs and cfg.fine_tune_lr is None:
-        raise ValueError(f"{what}: fine_tune_warmup_epochs needs fine_tune_lr (the rate to warm "
+        raise ConfigError(f"{what}: fine_tune_warmup_epochs needs fine_tune_lr (the rate to warm "
                          "up to); set --fine-tune-lr.")
     if cfg.fine_tune_warmup_epochs and cfg.fine_tune_warmup_epochs >= cfg.fine_tune_epochs:
-        raise ValueError(f"{what}: fine_tune_warmup_epochs ({cfg.fine_tune_warmup_epochs}) must be "
+        raise ConfigError(f"{what}: fine_tune_warmup_epochs ({cfg.fine_tune_warmup_epochs}) must be "
                          f"shorter than fine_tune_epochs ({cfg.fine_tune_epochs}).")
 
 
 def check_fine_tune_epochs(fine_tune_epochs: float, epochs: int, needs: str) -> None:
     """Fine-tuning is the tail of the run: it must leave epochs for the stage's own work."""
     if fine_tune_epochs >= epochs:
-        raise ValueError(f"fine_tune_epochs ({fine_tune_epochs}) must be smaller than epochs "
+        raise ConfigError(f"fine_tune_epochs ({fine_tune_epochs}) must be smaller than epochs "
                          f"({epochs}): {needs}; lower --fine-tune-epochs or raise --epochs")
 
 
@@ -54,14 +54,14 @@ def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float, fine_tune_lr: f
     ``fine_tune_warmup_epochs``; None: ``cfg``."""
     if fine_tune_lr is None:
         if fine_tune_warmup_epochs:
-            raise UsageError("a fine-tune warm-up needs a fine-tune learning rate to warm up to; "
+            raise ConfigError("a fine-tune warm-up needs a fine-tune learning rate to warm up to; "
                              "set --fine-tune-lr.")
         return cfg
     if not 0 < fine_tune_epochs < cfg.epochs:
-        raise UsageError(f"a fine-tune learning rate needs 0 < fine-tune epochs < epochs "
+        raise ConfigError(f"a fine-tune learning rate needs 0 < fine-tune epochs < epochs "
                          f"({cfg.epochs}), got {fine_tune_epochs}; set --fine-tune-epochs.")
     if not 0 <= fine_tune_warmup_epochs < fine_tune_epochs:
-        raise UsageError(f"the fine-tune warm-up ({fine_tune_warmup_epochs} epochs) must be >= 0 "
+        raise ConfigError(f"the fine-tune warm-up ({fine_tune_warmup_epochs} epochs) must be >= 0 "
                          f"and shorter than the fine-tuning ({fine_tune_epochs} epochs).")
     return replace(cfg, restart_epoch=cfg.epochs - fine_tune_epochs, restart_lr=fine_tune_lr,
                    restart_warmup_epochs=fine_tune_warmup_epochs)
@@ -70,10 +70,10 @@ def fine_tune_restart(cfg: TrainConfig, fine_tune_epochs: float, fine_tune_lr: f
 def check_out_dir(out: Path, resume: bool, force: bool) -> None:
     """Refuse to overwrite a run unless asked: never lose work by accident."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; pass a directory.")
+        raise ConfigError(f"--out {out} is a file; pass a directory.")
     has_run = (out / "resume.pt").is_file()
     if has_run and not (resume or force):
-        raise UsageError(f"{out} already holds a run; pass --resume to continue it, --force to "
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, --force to "
                          "start over, or choose another --out.")
     if force and has_run:
         (out / "resume.pt").unlink()

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import ConfigError, UserError
+from common.io import save_torch, write_json
 from group_scissor.data import Dataset, augment_batch
-from group_scissor.io import save_torch, write_json
 from group_scissor.resume import explain, run_diff, run_json
 
 SCHEDULES = ("constant", "step", "cosine")
@@ -102,7 +103,7 @@ class TrainConfig:
         ]
         for ok, msg in checks:
             if not ok:
-                raise ValueError(f"TrainConfig: {msg}")
+                raise ConfigError(f"TrainConfig: {msg}")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -126,7 +127,7 @@ class TrainConfig:
         return lr * min(1.0, (step + 1) / warm) if warm > 0 else lr
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -350,7 +351,7 @@ class Trainer:
         write_json(self.out_dir / "metrics.json", self.metrics())
 
     def _load_resume(self) -> None:
-        from group_scissor.checkpoint import CheckpointError, conform_model, load_checkpoint, load_state
+        from models.checkpoint import CheckpointError, conform_model, load_checkpoint, load_state
 
         path = self.out_dir / "resume.pt" if self.out_dir else None
         if path is None or not path.is_file():
@@ -383,7 +384,7 @@ class Trainer:
     def _check_run(self, path: Path, ckpt: dict) -> None:
         """Refuse a resume under another run (stage settings, model, teacher...). A resume.pt
         written before runs were saved in it is checked against its config.json."""
-        from group_scissor.checkpoint import CheckpointError
+        from models.checkpoint import CheckpointError
 
         if self.run is None:
             return

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from common.errors import ConfigError
 from mapping.network import map_model
 from mapping.report import format_table, write_reports
 from mapping.spec import ENCODINGS, CrossbarSpec, Technology
@@ -24,12 +25,12 @@ def load_for_mapping(model: str, checkpoint, crossbar: str, encoding: str, tech)
     try:
         info = models.info(model)
     except KeyError as e:
-        raise ValueError(str(e.args[0])) from None
+        raise ConfigError(str(e.args[0])) from None
     if checkpoint is None:
         return info.factory(), spec, info
     if not Path(checkpoint).is_file():
-        raise ValueError(f"checkpoint {checkpoint} does not exist")
-    from group_scissor.checkpoint import load_model
+        raise ConfigError(f"checkpoint {checkpoint} does not exist")
+    from models.checkpoint import load_model
 
     return load_model(info.name, checkpoint), spec, info
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from group_scissor.io import save_figure
+from common.errors import ConfigError
+from common.io import save_figure
 from mapping.design import Design
 from mapping.placement import Placement
 from mapping.routing import Routing
@@ -41,10 +42,10 @@ def routing_area_ratio(compressed: Routing, dense: Routing) -> float:
             "pin_access")
     diff = [k for k in keys if getattr(compressed.config, k) != getattr(dense.config, k)]
     if diff:
-        raise ValueError(f"routing_area_ratio compares routings made with different {diff}; "
+        raise ConfigError(f"routing_area_ratio compares routings made with different {diff}; "
                          "route the dense baseline with the same RouteConfig")
     if dense.routing_area_um2 == 0:
-        raise ValueError("the dense baseline has zero routing area; nothing to compare with")
+        raise ConfigError("the dense baseline has zero routing area; nothing to compare with")
     return compressed.routing_area_um2 / dense.routing_area_um2
 
 
@@ -213,7 +214,7 @@ def routes_to_dict(design: Design, routing: Routing) -> dict:
     every connection with its width, length and corners."""
     lens = routing.lengths
     if routing.n_nets != len(design.nets):
-        raise ValueError(f"routing has {routing.n_nets} nets but the design has "
+        raise ConfigError(f"routing has {routing.n_nets} nets but the design has "
                          f"{len(design.nets)}; route this design first")
     chains = routing.net_connections or [np.array([i]) for i in range(len(design.nets))]
     return {"grid_gcells": list(routing.grid_gcells),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import ConfigError
+
 UNIT_KINDS = ("input", "tile", "output")
 
 
@@ -33,7 +35,7 @@ class Unit:
 
     def __post_init__(self) -> None:
         if self.kind not in UNIT_KINDS:
-            raise ValueError(f"unit {self.name!r}: kind must be one of {UNIT_KINDS}, got {self.kind!r}")
+            raise ConfigError(f"unit {self.name!r}: kind must be one of {UNIT_KINDS}, got {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Net:
 
     def __post_init__(self) -> None:
         if self.width < 1:
-            raise ValueError(f"net {self.src}->{self.dst}: width must be >= 1, got {self.width}")
+            raise ConfigError(f"net {self.src}->{self.dst}: width must be >= 1, got {self.width}")
 
 
 @dataclass(frozen=True, eq=False)

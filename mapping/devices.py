@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import ConfigError
 from mapping.partition import MappedMatrix
 
 VARIATIONS = ("lognormal", "gaussian")
@@ -46,11 +47,11 @@ class DeviceModel:
     def __post_init__(self) -> None:
         if self.levels is not None and (isinstance(self.levels, bool) or
                                         not isinstance(self.levels, int) or self.levels < 2):
-            raise ValueError(f"DeviceModel.levels must be an int >= 2 or None, got {self.levels!r}")
+            raise ConfigError(f"DeviceModel.levels must be an int >= 2 or None, got {self.levels!r}")
         if not (isinstance(self.variation_sigma, (int, float)) and 0 <= self.variation_sigma < 10):
-            raise ValueError(f"DeviceModel.variation_sigma must be in [0, 10), got {self.variation_sigma!r}")
+            raise ConfigError(f"DeviceModel.variation_sigma must be in [0, 10), got {self.variation_sigma!r}")
         if self.variation not in VARIATIONS:
-            raise ValueError(f"DeviceModel.variation must be one of {VARIATIONS}, got {self.variation!r}")
+            raise ConfigError(f"DeviceModel.variation must be one of {VARIATIONS}, got {self.variation!r}")
 
     def apply(self, g: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """g: (T, S, rows, cols) conductance sets of T tiles -> programmed conductances."""
@@ -130,7 +131,7 @@ def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
         g = ((w + off[:, None, None]) * live)[:, None]
         ref = (off[:, None] * row_live)[:, :, None]  # (T, rows, 1)
     else:
-        raise ValueError(f"unknown encoding {encoding!r}; use differential, offset or unsigned")
+        raise ConfigError(f"unknown encoding {encoding!r}; use differential, offset or unsigned")
     if device is not None:
         gen = gen if gen is not None else torch.Generator().manual_seed(device.seed)
         if ref is not None:  # the reference column is a column of the same crossbar

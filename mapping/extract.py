@@ -18,17 +18,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import ConfigError, UserError
+
 # Modules allowed to hold parameters without being mapped: they live in the periphery.
 PERIPHERY = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 UNMAPPABLE = (nn.Conv1d, nn.Conv3d, nn.modules.conv._ConvTransposeNd, nn.MultiheadAttention,
               nn.RNNBase, nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag, nn.Bilinear)
 
 
-class UnmappableLayerError(TypeError):
+class UnmappableLayerError(UserError, TypeError):
     """A layer the crossbar mapper cannot place (its path and type are in the message)."""
 
 
-class DataflowError(ValueError):
+class DataflowError(UserError, ValueError):
     """The model is not a chain of weighted layers the mapper can resolve."""
 
 
@@ -165,7 +167,7 @@ def _check_shape(input_shape) -> tuple[int, ...]:
         raise TypeError(f"input_shape must be a tuple of ints (one sample, no batch), "
                         f"got {input_shape!r}") from None
     if not shape or min(shape) < 1:
-        raise ValueError(f"input_shape must be non-empty positive sizes without the batch "
+        raise ConfigError(f"input_shape must be non-empty positive sizes without the batch "
                          f"dimension, e.g. (1, 28, 28); got {input_shape!r}")
     return shape
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import ConfigError
 from mapping.design import Design, Net, RowSignals, Unit
 from mapping.devices import CrossbarSimulator, DeviceModel
 from mapping.extract import Matrix, extract
@@ -141,7 +142,7 @@ class MappedNetwork:
     def simulator(self, device: DeviceModel | None = None) -> CrossbarSimulator:
         """An nn.Module computing the model crossbar by crossbar (float64 inside)."""
         if self.model is None:
-            raise ValueError("this MappedNetwork has no model to simulate (dense baseline?)")
+            raise ConfigError("this MappedNetwork has no model to simulate (dense baseline?)")
         mats = [(self.sources[m.name].path, m) for m in self.matrices]
         return CrossbarSimulator(self.model, mats, self.spec.encoding, device)
 
@@ -173,7 +174,7 @@ def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
     if not isinstance(spec, CrossbarSpec):
         raise TypeError(f"spec must be a CrossbarSpec, got {type(spec).__name__}")
     if input_shape is None:
-        raise ValueError("map_model needs input_shape, one sample without the batch, "
+        raise ConfigError("map_model needs input_shape, one sample without the batch, "
                          "e.g. (1, 28, 28); for registered models use models.info(name).input_shape")
     layers = extract(model, input_shape)
     sources = {m.name: m for layer in layers for m in layer.matrices}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from mapping.spec import CrossbarSpec
 
 
@@ -113,13 +114,13 @@ def as_matrix(W, name: str = "W") -> np.ndarray:
     if not isinstance(W, np.ndarray):
         raise TypeError(f"matrix {name!r} must be a numpy array or torch tensor, got {type(W).__name__}")
     if W.ndim != 2 or 0 in W.shape:
-        raise ValueError(f"matrix {name!r} must be 2-D (inputs, outputs) and non-empty, got {W.shape}")
+        raise ConfigError(f"matrix {name!r} must be 2-D (inputs, outputs) and non-empty, got {W.shape}")
     if not np.issubdtype(W.dtype, np.floating):
         if not (np.issubdtype(W.dtype, np.integer) or W.dtype == bool):
             raise TypeError(f"matrix {name!r} must hold real numbers, got dtype {W.dtype}")
         W = W.astype(np.float32)
     if not np.isfinite(W).all():
-        raise ValueError(f"matrix {name!r} holds NaN or inf; fix the weights before mapping")
+        raise ConfigError(f"matrix {name!r} holds NaN or inf; fix the weights before mapping")
     return W
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from mapping.design import Design
 
 METHODS = ("auto", "cpsat", "fast")
@@ -54,7 +55,7 @@ class PlaceConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"PlaceConfig.method must be one of {METHODS}, got {self.method!r}")
+            raise ConfigError(f"PlaceConfig.method must be one of {METHODS}, got {self.method!r}")
         checks = [("site_grid_aspect", 0.1, 10.0), ("whitespace_frac", 0.0, 1.0),
                   ("output_units_per_site", 1, 16), ("seed", 0, 2**31 - 1),
                   ("time_limit_s", 1e-3, 1e5), ("cpsat_max_units", 0, 10**5),
@@ -64,9 +65,9 @@ class PlaceConfig:
             whole = isinstance(lo, int)
             if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
                 kind = "an int" if whole else "a number"
-                raise TypeError(f"PlaceConfig.{name} must be {kind}, got {v!r}")
+                raise ConfigError(f"PlaceConfig.{name} must be {kind}, got {v!r}")
             if not (lo <= v <= hi) or (not whole and not math.isfinite(v)):
-                raise ValueError(f"PlaceConfig.{name} must be in [{lo}, {hi}], got {v!r}")
+                raise ConfigError(f"PlaceConfig.{name} must be in [{lo}, {hi}], got {v!r}")
 
 
 @dataclass
@@ -199,21 +200,21 @@ def net_arrays(design: Design) -> NetArrays:
     if not isinstance(design, Design):
         raise TypeError(f"design must be a mapping.design.Design, got {type(design).__name__}")
     if not design.units:
-        raise ValueError("design has no units; build it with map_model(...).design")
+        raise ConfigError("design has no units; build it with map_model(...).design")
     names = [u.name for u in design.units]
     index = {n: i for i, n in enumerate(names)}
     if len(index) != len(names):
         dup = next(n for i, n in enumerate(names) if index[n] != i)
-        raise ValueError(f"unit name {dup!r} appears twice in design.units; names must be unique")
+        raise ConfigError(f"unit name {dup!r} appears twice in design.units; names must be unique")
     ends = np.empty((len(design.nets), 2), dtype=np.int64)
     for i, n in enumerate(design.nets):
         for j, end in enumerate((n.src, n.dst)):
             if end not in index:
-                raise ValueError(f"net {n.src}->{n.dst} names unit {end!r}, which is not in "
+                raise ConfigError(f"net {n.src}->{n.dst} names unit {end!r}, which is not in "
                                  "design.units; add the unit or drop the net")
             ends[i, j] = index[end]
         if n.src == n.dst:
-            raise ValueError(f"net {n.src}->{n.dst} connects a unit to itself; drop it")
+            raise ConfigError(f"net {n.src}->{n.dst} connects a unit to itself; drop it")
     width = np.array([n.width for n in design.nets], dtype=np.int64)
     small = np.array([u.kind != "tile" for u in design.units], dtype=bool)
     return NetArrays(names, small, ends[:, 0], ends[:, 1], width)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from group_scissor.io import write_text
+from common.io import write_text
 
 CSV_FIELDS = ("name", "kind", "rows", "cols", "rank", "grid", "n_crossbars", "baseline_crossbars",
               "cells", "baseline_cells", "utilization", "nonzeros", "input_wires", "output_wires",

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from group_scissor.io import write_json
+from common.io import write_json
 from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
 from mapping.placement import PlaceConfig, place
 from mapping.routing import RouteConfig, route

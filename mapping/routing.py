@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from mapping.design import Design
 from mapping.placement import Placement, net_arrays, ranges
 from mapping.spec import tracks_per_edge
@@ -84,13 +85,13 @@ class RouteConfig:
 
     def __post_init__(self) -> None:
         if self.net_model not in NET_MODELS:
-            raise ValueError(f"RouteConfig.net_model must be one of {NET_MODELS}, got "
+            raise ConfigError(f"RouteConfig.net_model must be one of {NET_MODELS}, got "
                              f"{self.net_model!r}")
         if self.pin_access not in PIN_ACCESS:
-            raise ValueError(f"RouteConfig.pin_access must be one of {PIN_ACCESS}, got "
+            raise ConfigError(f"RouteConfig.pin_access must be one of {PIN_ACCESS}, got "
                              f"{self.pin_access!r}")
         if self.method not in METHODS:
-            raise ValueError(f"RouteConfig.method must be one of {METHODS}, got {self.method!r}")
+            raise ConfigError(f"RouteConfig.method must be one of {METHODS}, got {self.method!r}")
         checks = [("gcells_per_site", 1, MAX_GCELLS_PER_SITE), ("gcell_um", 1e-6, 1e6),
                   ("wire_pitch_um", 1e-6, 1e6), ("routing_layers", 1, 64),
                   ("seed", 0, 2**31 - 1), ("time_limit_s", 1e-3, 1e5),
@@ -104,11 +105,11 @@ class RouteConfig:
             whole = isinstance(lo, int)
             if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
                 kind = "an int" if whole else "a number"
-                raise TypeError(f"RouteConfig.{name} must be {kind}, got {v!r}")
+                raise ConfigError(f"RouteConfig.{name} must be {kind}, got {v!r}")
             if not (lo <= v <= hi) or (not whole and not math.isfinite(v)):
-                raise ValueError(f"RouteConfig.{name} must be in [{lo}, {hi}], got {v!r}")
+                raise ConfigError(f"RouteConfig.{name} must be in [{lo}, {hi}], got {v!r}")
         if self.capacity < 1:
-            raise ValueError(f"gcell_um ({self.gcell_um}) / wire_pitch_um ({self.wire_pitch_um})"
+            raise ConfigError(f"gcell_um ({self.gcell_um}) / wire_pitch_um ({self.wire_pitch_um})"
                              " leaves no track on a gcell edge; use larger gcells or a finer pitch")
 
     @property
@@ -126,7 +127,7 @@ class RouteConfig:
         side_um = math.sqrt(spec.crossbar_area_um2)
         g = max(1, math.ceil(side_um / tech.gcell_um - 1e-9))
         if g > MAX_GCELLS_PER_SITE and "gcells_per_site" not in overrides:
-            raise ValueError(
+            raise ConfigError(
                 f"a {spec.rows}x{spec.cols} crossbar site is {side_um:.1f} um wide, i.e. {g} "
                 f"gcells of gcell_um {tech.gcell_um} (at most {MAX_GCELLS_PER_SITE}); use a "
                 f"Technology.gcell_um of at least {side_um / MAX_GCELLS_PER_SITE:.3g}")
@@ -267,7 +268,7 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     arr = net_arrays(design)
     missing = [n for n in arr.names if n not in placement.positions]
     if missing:
-        raise ValueError(f"placement has no site for unit(s) {missing[:3]}; place this design "
+        raise ConfigError(f"placement has no site for unit(s) {missing[:3]}; place this design "
                          "with place(design) before routing it")
     t0 = time.perf_counter()
     g = cfg.gcells_per_site

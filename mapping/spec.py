@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
+
 ENCODINGS = ("differential", "offset", "unsigned")
 MAX_SIDE = 4096
 
@@ -54,14 +56,14 @@ class Technology:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise TypeError(f"Technology.{f.name} must be a finite number, got {v!r}")
+                raise ConfigError(f"Technology.{f.name} must be a finite number, got {v!r}")
             if v < 0 or (v == 0 and f.name != "crossbar_overhead_area_um2"):
-                raise ValueError(f"Technology.{f.name} must be > 0, got {v!r}")
+                raise ConfigError(f"Technology.{f.name} must be > 0, got {v!r}")
         for name in ("cols_per_adc", "routing_layers"):
             if int(getattr(self, name)) != getattr(self, name):
-                raise ValueError(f"Technology.{name} must be a whole number, got {getattr(self, name)!r}")
+                raise ConfigError(f"Technology.{name} must be a whole number, got {getattr(self, name)!r}")
         if self.gcell_um < self.wire_pitch_um:
-            raise ValueError(f"Technology.gcell_um ({self.gcell_um}) must be >= wire_pitch_um "
+            raise ConfigError(f"Technology.gcell_um ({self.gcell_um}) must be >= wire_pitch_um "
                              f"({self.wire_pitch_um}) so that a gcell edge holds at least one track")
 
     def periphery_area_um2(self, rows: int, cols: int) -> float:
@@ -111,16 +113,16 @@ class CrossbarSpec:
         for name in ("rows", "cols"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"CrossbarSpec.{name} must be an int, got {v!r}")
+                raise ConfigError(f"CrossbarSpec.{name} must be an int, got {v!r}")
             if not 1 <= v <= MAX_SIDE:
-                raise ValueError(f"CrossbarSpec.{name} must be in 1..{MAX_SIDE}, got {v}")
+                raise ConfigError(f"CrossbarSpec.{name} must be in 1..{MAX_SIDE}, got {v}")
         if self.encoding not in ENCODINGS:
-            raise ValueError(f"CrossbarSpec.encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+            raise ConfigError(f"CrossbarSpec.encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.encoding != "unsigned" and self.cols < 2:
-            raise ValueError(f"encoding {self.encoding!r} needs cols >= 2 (got {self.cols}); "
+            raise ConfigError(f"encoding {self.encoding!r} needs cols >= 2 (got {self.cols}); "
                              "use more columns or encoding='unsigned'")
         if not isinstance(self.tech, Technology):
-            raise TypeError(f"CrossbarSpec.tech must be a Technology, got {type(self.tech).__name__}")
+            raise ConfigError(f"CrossbarSpec.tech must be a Technology, got {type(self.tech).__name__}")
 
     @property
     def lcols(self) -> int:
@@ -146,7 +148,7 @@ class CrossbarSpec:
         """``"64x64"``, ``"32x128"`` or ``"128"`` (square) -> CrossbarSpec."""
         m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+))?\s*", str(text))
         if m is None:
-            raise ValueError(f"bad crossbar size {text!r}; expected ROWSxCOLS, e.g. '64x64' or '32x128'")
+            raise ConfigError(f"bad crossbar size {text!r}; expected ROWSxCOLS, e.g. '64x64' or '32x128'")
         rows = int(m.group(1))
         cols = int(m.group(2)) if m.group(2) else rows
         return cls(rows, cols, encoding, tech if tech is not None else Technology())
@@ -178,7 +180,7 @@ def tracks_per_edge(gcell_um: float, wire_pitch_um: float, routing_layers: int) 
 
 def _check_table(what: str, d: Any) -> None:
     if not isinstance(d, dict):
-        raise ValueError(f"{what} must be a table of fields (a JSON object / TOML table), got "
+        raise ConfigError(f"{what} must be a table of fields (a JSON object / TOML table), got "
                          f"{type(d).__name__} {d!r:.60}; e.g. {{\"rows\": 64, \"cols\": 64, "
                          f"\"tech\": {{\"wire_pitch_um\": 0.1}}}}")
 
@@ -186,21 +188,21 @@ def _check_table(what: str, d: Any) -> None:
 def _check_keys(what: str, d: dict, allowed: set[str]) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise ValueError(f"unknown {what} field(s) {unknown}; valid fields: {sorted(allowed)}")
+        raise ConfigError(f"unknown {what} field(s) {unknown}; valid fields: {sorted(allowed)}")
 
 
 def _read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such technology/crossbar file: {path}")
+        raise ConfigError(f"no such technology/crossbar file: {path}; check the path")
     text = path.read_text()
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON: {e}") from None
+            raise ConfigError(f"{path}: invalid JSON: {e}") from None
     if path.suffix.lower() != ".toml":
-        raise ValueError(f"{path}: expected a .toml or .json file")
+        raise ConfigError(f"{path}: expected a .toml or .json file")
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -208,4 +210,4 @@ def _read(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: invalid TOML: {e}") from None
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None

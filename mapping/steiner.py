@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
+from common.errors import ConfigError
 from mapping.design import Design
 
 NET_MODELS = ("steiner", "two-pin")
@@ -57,7 +58,7 @@ def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarra
     parent's tap, so a branch that passes a tile on to the next one is routed (and counted)
     all the way."""
     if model not in NET_MODELS:
-        raise ValueError(f"net model must be one of {NET_MODELS}, got {model!r}")
+        raise ConfigError(f"net model must be one of {NET_MODELS}, got {model!r}")
     nets = design.nets
     lo, hi = (pin, pin) if box is None else box
     block = {u.name: u.block for u in design.units}
@@ -163,7 +164,7 @@ def _row_masks(design: Design, src: str, mat: str, a: int, idx: np.ndarray,
         masks = rs.live[ii][:, cols].T  # (k, R)
         if np.array_equal(masks.sum(axis=1), widths):
             return masks
-        raise ValueError(f"design.row_signals[{mat!r}] disagrees with the widths of the nets "
+        raise ConfigError(f"design.row_signals[{mat!r}] disagrees with the widths of the nets "
                          f"from {src}; rebuild the design with map_model")
     if widths.min() != widths.max():
         warnings.warn(f"design has no row_signals for {mat!r}: routing the buses from {src} as "

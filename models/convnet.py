@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import ConfigError
+
 
 class WithinChannelLRN(nn.Module):
     """Caffe LRN, norm_region WITHIN_CHANNEL: x / (1 + alpha * mean_{k x k}(x^2))^beta.
@@ -24,7 +26,7 @@ class WithinChannelLRN(nn.Module):
     def __init__(self, size: int = 3, alpha: float = 5e-5, beta: float = 0.75):
         super().__init__()
         if size % 2 != 1:
-            raise ValueError(f"LRN size must be odd, got {size}")
+            raise ConfigError(f"LRN size must be odd, got {size}")
         self.size, self.alpha, self.beta = size, alpha, beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

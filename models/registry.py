@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from common.errors import ConfigError, UserError
 from models.convnet import ConvNet
 from models.lenet import LeNet
 
@@ -28,7 +29,7 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
 
@@ -46,7 +47,7 @@ def register(
     """Register ``factory`` under ``name`` (lower case) so ``get(name)`` builds it."""
     key = name.lower()
     if key in _REGISTRY and not overwrite:
-        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+        raise ConfigError(f"model {name!r} is already registered; pass overwrite=True to replace it")
     if not callable(factory):
         raise TypeError(f"factory for {name!r} must be callable, got {type(factory).__name__}")
     _REGISTRY[key] = ModelInfo(key, factory, tuple(input_shape), num_classes, default_dataset,

@@ -4,13 +4,14 @@ from typing import Any
 
 import numpy as np
 
-from group_scissor.io import atomic_open  # noqa: F401  (re-exported for the writers)
+from common.errors import UserError
+from common.io import atomic_open  # noqa: F401  (re-exported for the writers)
 from mapping.design import Design
 
 ENCODINGS = ("differential", "offset", "unsigned")
 
 
-class NetlistError(ValueError):
+class NetlistError(UserError, ValueError):
     """A design or a netlist file that cannot be exported / read; the message says what to fix."""
 
 

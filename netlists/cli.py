@@ -36,9 +36,9 @@ def export_command(
         raise NetlistError(f"--encoding {encoding!r} is not supported; use one of "
                            f"{', '.join(ENCODINGS)}")
     import models
-    from group_scissor.checkpoint import load_model
     from mapping.network import map_model
     from mapping.spec import CrossbarSpec
+    from models.checkpoint import load_model
     from netlists.json_io import write_json
     from netlists.spice import write_spice
     from netlists.verilog import write_verilog

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from mapping.design import Design
 from netlists._common import NetlistError
 
@@ -35,15 +36,15 @@ class SpiceConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.g_min_siemens < self.g_max_siemens:
-            raise ValueError(
+            raise ConfigError(
                 f"need 0 < g_min_siemens < g_max_siemens, got {self.g_min_siemens} and "
                 f"{self.g_max_siemens}; e.g. SpiceConfig(g_min_siemens=1e-6, g_max_siemens=1e-4)")
         if not np.isfinite(self.g_max_siemens):
-            raise ValueError(f"g_max_siemens must be finite, got {self.g_max_siemens}")
+            raise ConfigError(f"g_max_siemens must be finite, got {self.g_max_siemens}")
         if not np.isfinite(self.v_read_volt):
-            raise ValueError(f"v_read_volt must be finite, got {self.v_read_volt}")
+            raise ConfigError(f"v_read_volt must be finite, got {self.v_read_volt}")
         if not (self.r_wire_ohm >= 0 and np.isfinite(self.r_wire_ohm)):
-            raise ValueError(f"r_wire_ohm must be a finite number >= 0, got {self.r_wire_ohm}")
+            raise ConfigError(f"r_wire_ohm must be a finite number >= 0, got {self.r_wire_ohm}")
 
 
 def matrix_scales(design: Design) -> dict[str, float]:

@@ -8,6 +8,7 @@ skipping all-zero tiles and zero-width buses. Convolutions need the real mapper
 
 import numpy as np
 
+from common.errors import ConfigError
 from mapping.design import Design, Net, Unit
 from netlists._common import logical_cols
 
@@ -27,7 +28,7 @@ def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
     for m, W in matrices.items():
         W = np.asarray(W)
         if W.ndim != 2:
-            raise ValueError(f"matrix {m!r} must be 2-D (rows x cols), got shape {W.shape}")
+            raise ConfigError(f"matrix {m!r} must be 2-D (rows x cols), got shape {W.shape}")
         n_a, n_b = -(-W.shape[0] // crossbar_rows), -(-W.shape[1] // lcols)
         outs = []
         for b in range(n_b):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from group_scissor.io import update_json
+from common.io import update_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from group_scissor.dead import delete_dead_signals
-from group_scissor.lowrank import LowRankLinear
+from models.lowrank import LowRankLinear
 
 
 def mlp(act: nn.Module) -> nn.Sequential:

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 import models
+from common.errors import ConfigError
 from group_scissor.cli import app
 from group_scissor.distill import Distillation, DistillConfig, distillation, soft_loss
-from group_scissor.errors import UsageError
 from group_scissor.train import Batch, TrainConfig, Trainer
 from tests.helpers import StopAt, fresh, small_digits
 
@@ -115,12 +115,12 @@ def test_bad_distill_config_is_rejected(kw):
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path):
-    with pytest.raises(UsageError, match="--teacher"):
+    with pytest.raises(ConfigError, match="--teacher"):
         distillation(DistillConfig(str(tmp_path / "nope.pt")), "lenet")
 
 
 def test_teacher_of_another_model_is_a_clear_error(teacher):
-    with pytest.raises(UsageError, match="same registered model"):
+    with pytest.raises(ConfigError, match="same registered model"):
         distillation(DistillConfig(str(teacher[1])), "convnet")
 
 

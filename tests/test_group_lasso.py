@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import models
-from group_scissor.checkpoint import load_model
 from group_scissor.cli import friendly_errors
 from group_scissor.data import load_dataset
 from group_scissor.group_lasso import (
@@ -24,12 +23,13 @@ from group_scissor.group_lasso import (
     group_lasso_penalty,
     grouped_matrices,
 )
-from group_scissor.lowrank import balance, layer_matrix, low_rank_layers, merge, to_low_rank
-from group_scissor.masks import set_mask
 from group_scissor.prune import PruneConfig
 from group_scissor.prune_cli import parse_layer_lambda, prune_command
 from group_scissor.train import TrainConfig, Trainer
 from mapping import CrossbarSpec, map_model
+from models.checkpoint import load_model
+from models.lowrank import balance, layer_matrix, low_rank_layers, merge, to_low_rank
+from models.masks import set_mask
 from tests.helpers import StopAt
 
 torch.set_num_threads(1)

@@ -307,8 +307,8 @@ def test_cli(tmp_path, monkeypatch, capsys):
         map_command(model="lenet", encoding="signed", out=tmp_path)
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"x")
-    fake = types.ModuleType("group_scissor.checkpoint")
+    fake = types.ModuleType("models.checkpoint")
     fake.load_model = lambda name, path: low_rank_lenet()
-    monkeypatch.setitem(sys.modules, "group_scissor.checkpoint", fake)
+    monkeypatch.setitem(sys.modules, "models.checkpoint", fake)
     d = json.loads(map_command(model="lenet", checkpoint=ckpt, out=tmp_path / "ck").read_text())
     assert d["layers"][2]["rank"] == 30 and d["checkpoint"] == str(ckpt)

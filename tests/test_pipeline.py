@@ -5,9 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from common.errors import ConfigError
 from group_scissor.cli import app
 from group_scissor.config import CompileConfig
-from group_scissor.errors import UsageError
 from group_scissor.pipeline import compile as run_compile
 
 TINY = ["train.epochs=2", "clip_train.epochs=2", "clip.fine_tune_epochs=1",
@@ -35,13 +35,13 @@ def test_config_round_trips_through_toml(tmp_path):
     (["prune.rebalance=1"], "must be true or false"),
     (["prune.layers={a=1}"], "prune.layers must be a list")])
 def test_bad_settings_are_named(override, needle):
-    with pytest.raises((UsageError, ValueError), match=needle):
+    with pytest.raises((ConfigError, ValueError), match=needle):
         CompileConfig.load(None, override)
 
 
 def test_a_toml_value_of_the_wrong_kind_is_named(tmp_path):
     (tmp_path / "c.toml").write_text("model = 5\n")
-    with pytest.raises(UsageError, match="model must be text, got 5"):
+    with pytest.raises(ConfigError, match="model must be text, got 5"):
         CompileConfig.load(tmp_path / "c.toml")
 
 
@@ -150,7 +150,7 @@ def test_fine_tune_restart_names_the_mistake(args, needle):
     from group_scissor.train import TrainConfig
 
     epochs, *rest = args
-    with pytest.raises(UsageError, match=needle):
+    with pytest.raises(ConfigError, match=needle):
         fine_tune_restart(TrainConfig(epochs=epochs), *rest)
 
 

@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import models
-from group_scissor.checkpoint import load_model
 from group_scissor.data import load_dataset
-from group_scissor.lowrank import LowRankConv2d, LowRankLinear, low_rank_layers, merge, ranks, to_low_rank
 from group_scissor.lowrank_reg import ForceRegularization, NuclearNorm
 from group_scissor.rank_clip import ClipConfig, RankClipping, clip_pair, rank_for_tolerance
 from group_scissor.train import TrainConfig, Trainer
+from models.checkpoint import load_model
+from models.lowrank import LowRankConv2d, LowRankLinear, low_rank_layers, merge, ranks, to_low_rank
 
 
 def lenet(seed=0):

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from group_scissor.checkpoint import CheckpointError, load_checkpoint
 from group_scissor.train import Callback, TrainConfig, Trainer, TrainingDiverged
+from models.checkpoint import CheckpointError, load_checkpoint
 from tests.helpers import StopAt, fresh, small_digits
 
 CFG = TrainConfig(epochs=3, batch_size=64, lr=0.02, seed=3)

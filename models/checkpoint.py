@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, corrupt or does not fit the model."""
 
 
@@ -38,7 +40,7 @@ def state_dict_of(obj: dict) -> dict:
 def conform_model(model: nn.Module, state: dict) -> nn.Module:
     """Make ``model``'s structure match ``state``: layers saved as low-rank pairs
     (``<layer>.U.weight``) become pairs of the saved rank. In place; returns the model."""
-    from group_scissor.lowrank import low_rank_layers, to_low_rank
+    from models.lowrank import low_rank_layers, to_low_rank
 
     existing = low_rank_layers(model)
     for key, w in state.items():
@@ -56,7 +58,7 @@ def conform_model(model: nn.Module, state: dict) -> nn.Module:
             except ValueError as e:
                 raise CheckpointError(f"the checkpoint has a low-rank layer {name!r} that does "
                                       f"not fit the model: {e}") from None
-    from group_scissor.masks import conform_masks
+    from models.masks import conform_masks
 
     conform_masks(model, state)
     return model

@@ -12,6 +12,8 @@ Matrix views (rows = inputs): ``u_matrix`` (N x K) = U.weight.reshape(K, -1).T,
 import torch
 from torch import nn
 
+from common.errors import ConfigError
+
 
 def layer_matrix(layer: nn.Module) -> torch.Tensor:
     """The (rows=inputs, cols=outputs) matrix of a Linear or Conv2d: weight.reshape(out, -1).T."""
@@ -70,7 +72,7 @@ class LowRankConv2d(_LowRank):
     def __init__(self, conv: nn.Conv2d, rank: int):
         super().__init__()
         if conv.groups != 1:
-            raise ValueError(f"low-rank conv needs groups=1, got groups={conv.groups}")
+            raise ConfigError(f"low-rank conv needs groups=1, got groups={conv.groups}")
         self.spec = dict(in_channels=conv.in_channels, kernel_size=conv.kernel_size,
                          stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
                          padding_mode=conv.padding_mode)
@@ -102,7 +104,7 @@ def low_rank_from(layer: nn.Module, rank: int | None = None) -> _LowRank:
     full = min(w.shape)
     rank = full if rank is None else rank
     if not 1 <= rank <= full:
-        raise ValueError(f"rank must be in [1, {full}] for a {tuple(w.shape)} matrix, got {rank}")
+        raise ConfigError(f"rank must be in [1, {full}] for a {tuple(w.shape)} matrix, got {rank}")
     if isinstance(layer, nn.Linear):
         pair: _LowRank = LowRankLinear(layer.in_features, layer.out_features, rank,
                                        bias=layer.bias is not None)
@@ -155,7 +157,7 @@ def to_low_rank(model: nn.Module, layers=None, rank: int | dict[str, int] | None
     for name in names:
         if name not in modules:
             weighted = [n for n, m in modules.items() if type(m) in (nn.Linear, nn.Conv2d)]
-            raise ValueError(f"no layer named {name!r} in the model; its weighted layers are: "
+            raise ConfigError(f"no layer named {name!r} in the model; its weighted layers are: "
                              f"{', '.join(weighted)}")
         r = rank.get(name) if isinstance(rank, dict) else rank
         _set(model, name, low_rank_from(modules[name], r))

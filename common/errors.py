@@ -1,0 +1,17 @@
+"""The one exception type a user can cause: a bad name, file, setting or input.
+
+Every error the project raises for something the user can fix derives from ``UserError``; the
+command line prints those as one ``error: ...`` paragraph and exits 2. Anything else (a plain
+ValueError, TypeError, KeyError from a bug) keeps its traceback.
+
+The specific types also derive from the built-in type a caller would expect (a bad setting is a
+ValueError, an unknown model name a KeyError), so ``except ValueError`` in user code still works.
+"""
+
+
+class UserError(Exception):
+    """Something the user can fix; the message names the problem and the fix."""
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid setting (out of range, wrong type, unknown name, inconsistent options)."""
