@@ -35,8 +35,12 @@ from common.io import update_json  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
-from group_scissor.prune import PruneConfig, prune_stage, wire_report  # noqa: E402
-from group_scissor.prune_cli import parse_layer_lambda  # noqa: E402
+from group_scissor.prune import (  # noqa: E402
+    PruneConfig,
+    parse_layer_lambda,  # noqa: E402
+    prune_stage,
+    wire_report,
+)
 from group_scissor.train import Callback, TrainConfig, Trainer, evaluate  # noqa: E402
 from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402

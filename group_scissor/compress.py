@@ -18,7 +18,7 @@ from group_scissor.stages import (
     fine_tune_restart,
     prepare,
 )
-from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
+from group_scissor.train import TrainConfig, Trainer, TrainResult
 from models.lowrank import low_rank_layers, merge, ranks, to_low_rank
 
 
@@ -35,7 +35,7 @@ class ClipStageConfig:
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
-    fine_tune_warmup_epochs: float = added_later(0.0)
+    fine_tune_warmup_epochs: float = 0.0
     """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
     tolerance_ramp_epochs: float = 0.0
     """Raise the tolerance linearly from 0 over this many epochs."""

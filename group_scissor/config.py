@@ -3,9 +3,12 @@ CLI flags (``--set section.field=value``), saved beside the results.
 
     cfg = CompileConfig.load("chip.toml", overrides=["clip.tolerance=0.05", "model=lenet"])
 
-TOML layout: top-level keys (model, dataset, data_dir, crossbar, encoding, seed,
-baseline_checkpoint, formats, distill_weight, distill_temperature) and one table per stage:
-[train], [clip_train], [clip], [prune_train], [prune], [place], [route].
+TOML layout: top-level keys (schema_version, model, dataset, data_dir, crossbar, encoding,
+tech, baseline_checkpoint, formats, distill_weight, distill_temperature) and one table per stage:
+[train], [clip_train], [clip], [prune_train], [prune], [place], [route]. Every command reads
+this one schema (``--config FILE``, ``--set section.field=VALUE``, and flags generated from the
+fields: group_scissor/flags.py). The technology (cell and periphery areas, gcell size, wire
+pitch, routing layers) is defined once, by the ``tech`` file; [route] derives its grid from it.
 """
 
 import collections.abc
@@ -21,6 +24,7 @@ from common.errors import ConfigError
 from group_scissor.compress import ClipStageConfig
 from group_scissor.distill import DistillConfig
 from group_scissor.prune import PruneConfig
+from group_scissor.resume import SCHEMA_VERSION
 from group_scissor.train import TrainConfig
 from mapping.placement import PlaceConfig
 from mapping.routing import RouteConfig
@@ -42,6 +46,9 @@ class CompileConfig:
     """Crossbar size, ROWSxCOLS."""
     encoding: str = "differential"
     """Signed-weight encoding: differential, offset or unsigned."""
+    tech: str | None = None
+    """TOML/JSON technology file (fields of mapping.spec.Technology: cell_area_um2, gcell_um,
+    wire_pitch_um, routing_layers, ...); None: the built-in illustrative technology."""
     baseline_checkpoint: str | None = None
     """A trained dense checkpoint to start from; skips the train stage."""
     formats: tuple[str, ...] = FORMATS
@@ -65,12 +72,24 @@ class CompileConfig:
     place: PlaceConfig = PlaceConfig(method="fast")
     """Placement."""
     route: RouteConfig | None = None
-    """Global routing; None: derived from the crossbar's technology (RouteConfig.for_spec)."""
+    """Global routing; its gcell grid and track capacity come from the technology (None: all
+    defaults; RouteConfig.for_spec). Set gcell_um, wire_pitch_um and routing_layers in the
+    ``tech`` file, not here."""
 
     def __post_init__(self) -> None:
-        from mapping.spec import CrossbarSpec
-
-        CrossbarSpec.parse(self.crossbar, encoding=self.encoding)  # validates both
+        spec = self.spec()  # validates crossbar, encoding and the technology file
+        if self.route is None:
+            object.__setattr__(self, "route", RouteConfig.for_spec(spec))
+        else:
+            derived = RouteConfig.for_spec(spec)
+            clash = [k for k in TECH_ROUTE_FIELDS
+                     if getattr(self.route, k) != getattr(derived, k)]
+            if clash:
+                raise ConfigError(
+                    f"[route] {', '.join(clash)} come from the technology (gcell_um "
+                    f"{derived.gcell_um}, wire_pitch_um {derived.wire_pitch_um}, routing_layers "
+                    f"{derived.routing_layers} -> gcells_per_site {derived.gcells_per_site}); set "
+                    "them in the tech file (tech = FILE) instead of [route]")
         d = DistillConfig("-", self.distill_temperature, self.distill_weight)  # validates both
         object.__setattr__(self, "distill_temperature", d.temperature)  # 4 -> 4.0: one fingerprint
         object.__setattr__(self, "distill_weight", d.weight)
@@ -79,12 +98,25 @@ class CompileConfig:
             raise ConfigError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")
         object.__setattr__(self, "formats", tuple(self.formats))
 
+    def spec(self):
+        """The mapping.spec.CrossbarSpec of these settings (crossbar, encoding, technology)."""
+        from mapping.spec import CrossbarSpec, Technology
+
+        tech = Technology.from_file(self.tech) if self.tech is not None else Technology()
+        return CrossbarSpec.parse(self.crossbar, encoding=self.encoding, tech=tech)
+
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        return {"schema_version": SCHEMA_VERSION, **json.loads(json.dumps(asdict(self)))}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompileConfig":
+        d = dict(d)
+        version = d.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ConfigError(f"these settings are of schema_version {version!r}; this "
+                              f"group-scissor reads schema {SCHEMA_VERSION}. Write them anew (see "
+                              "the config.toml a compile writes) and re-run with --force.")
         hints = typing.get_type_hints(cls)
         kw = {}
         for f in fields(cls):
@@ -92,9 +124,10 @@ class CompileConfig:
                 continue
             v = d[f.name]
             sub = _dataclass_of(hints[f.name])
-            if sub is not None and isinstance(v, dict):
-                base = getattr(cls(), f.name) or (sub() if sub is not RouteConfig else None)
-                v = _build(sub, {**(asdict(base) if base is not None else {}), **v}, f.name)
+            if sub is RouteConfig and isinstance(v, dict):
+                v = _route(d, v)
+            elif sub is not None and isinstance(v, dict):
+                v = _build(sub, {**asdict(getattr(cls(), f.name)), **v}, f.name)
             elif sub is not None and v is not None:
                 raise ConfigError(f"[{f.name}] is a table of settings, got {v!r}; set its fields, "
                                  f"e.g. --set {f.name}.<field>=VALUE")
@@ -118,6 +151,9 @@ class CompileConfig:
                 d = tomllib.loads(p.read_text())
             except tomllib.TOMLDecodeError as e:
                 raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+            except RecursionError:
+                raise ConfigError(f"config file {p} is nested too deeply to be a settings file") \
+                    from None
         for item in overrides:
             key, sep, raw = item.partition("=")
             if not sep:
@@ -144,6 +180,29 @@ class CompileConfig:
 
     def with_(self, **kw) -> "CompileConfig":
         return replace(self, **kw)
+
+
+TECH_ROUTE_FIELDS = ("gcells_per_site", "gcell_um", "wire_pitch_um", "routing_layers")
+"""RouteConfig fields that the technology fixes (RouteConfig.for_spec): not settable in [route]."""
+
+
+def _route(top: dict, v: dict) -> RouteConfig:
+    """The [route] table over the grid the technology of the top-level settings gives."""
+    spec = CompileConfig(**{k: top[k] for k in ("crossbar", "encoding", "tech")
+                            if isinstance(top.get(k), str)}).spec()  # bad types: reported later
+    known = {f.name for f in fields(RouteConfig)}
+    unknown = set(v) - known
+    if unknown:
+        raise ConfigError(f"[route]: unknown setting(s) {sorted(unknown)}; known: "
+                          f"{', '.join(sorted(known - set(TECH_ROUTE_FIELDS)))}")
+    derived = RouteConfig.for_spec(spec)
+    hints = typing.get_type_hints(RouteConfig)
+    kw = {k: _checked(f"route.{k}", x, hints[k]) for k, x in v.items()}
+    clash = [k for k in TECH_ROUTE_FIELDS if k in kw and kw[k] != getattr(derived, k)]
+    if clash:
+        raise ConfigError(f"[route] {', '.join(clash)} come from the technology; set them in the "
+                          "tech file (tech = FILE) instead of [route]")
+    return RouteConfig.for_spec(spec, **kw)
 
 
 def _dataclass_of(tp):
@@ -207,14 +266,25 @@ def _field_type(cls, parents: list[str], leaf: str):
 
 
 def _parse_value(raw: str, tp=None):
-    """A --set value: text for string settings ('0x64' stays a string), TOML otherwise."""
+    """A --set value: text for string settings ('0x64' stays a string), a comma list for list
+    settings ('conv1,fc1'), NAME=VALUE pairs for per-matrix tables ('*=2e-3,fc1=1e-3'), TOML
+    otherwise."""
     args = typing.get_args(tp) or (tp,)
+    origins = {typing.get_origin(a) for a in args}
+    if tuple in origins and not raw.startswith("["):
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    if dict in origins and "=" in raw and not raw.startswith("{"):
+        from group_scissor.prune import parse_layer_lambda
+
+        return parse_layer_lambda(raw)
     if str in args and not (raw.startswith("[") or raw == "null"):
         return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw  # a bare string
+    except RecursionError:
+        raise ConfigError(f"setting value {raw[:40]!r}... is nested too deeply") from None
 
 
 def _toml(v) -> str:

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import ConfigError
-from group_scissor.train import Callback, added_later
+from group_scissor.train import Callback
 from models.lowrank import balance, layer_matrix
 from models.masks import apply_masks, masked_layers, set_mask
 
@@ -76,7 +76,7 @@ class GroupLassoConfig:
     """'relative': ||w_g|| <= threshold * rms(W) * sqrt(|g|); 'absolute': ||w_g|| <= threshold."""
     layers: tuple[str, ...] | None = None
     """Matrix or layer names to regularize; None: every matrix the mapper maps."""
-    rebalance: bool = added_later(False)
+    rebalance: bool = False
     """At deletion, rescale every low-rank pair so each rank component has equal norms in U and
     V (exact: the outputs do not change; lowrank.balance_pair). A penalty on one factor leaves
     it small and the other large, and fine-tuning at a restarted learning rate then diverges."""

@@ -2,43 +2,42 @@
 
     report = compile(CompileConfig(model="lenet", dataset="mnist"), out="runs/chip")
 
-Stages, each in its own folder of ``out`` with its artifacts and a ``stage.json`` (fingerprint
-of the settings that made it, its metrics, its run time):
+Stages, each in its own folder of ``out``; each reads the previous stage's files, writes its
+own and a ``metrics.json``, and a ``stage.json`` (schema version, fingerprint of its settings
+and of the stages before it, metrics, run time) once it is complete:
   1-train   dense baseline             checkpoint.pt, metrics.json
   2-clip    rank clipping              checkpoint.pt, ranks.json, ranks.png, mapping.json
   3-prune   group connection deletion  checkpoint.pt, wires.json, tiles.png, mapping.json
-  4-map     crossbar mapping           mapping.json/.csv/.txt (final model)
-  5-route   placement + routing        routing.json, placement/routes, floorplan.png,
-                                       congestion.png (and the dense baseline's)
-  6-export  netlists                   chip.json (+ weights), chip.sp, chip.v
-then report.json and report.md in ``out``. A stage whose stage.json fingerprint matches is
-skipped; an interrupted training stage resumes from its resume.pt; ``force`` redoes everything.
+  4-map     3-prune/checkpoint.pt   -> design.json (+ weights), dense.json, mapping.json/.csv/.txt
+  5-route   4-map/design.json       -> routed.json, placement.json, routes.json, routing.json,
+                                       floorplan.png, congestion.png (and the dense baseline's)
+  6-export  4-map + 5-route/routed.json -> chip.json (+ weights, with the layout), chip.sp, chip.v
+then report.json, report.md and the effective config.toml in ``out``, built from the stages'
+metrics. Every setting is checked before stage 1 starts. A stage whose stage.json matches is
+skipped; a stage about to run first loses its stage.json, so a run killed under other settings
+is never taken for up to date; an interrupted training stage resumes from its resume.pt when
+its settings are the same. Map, route and export write into a fresh folder that replaces the
+old one whole. Paths inside ``out`` are recorded relative to it, so a copied or moved run
+folder reads its own files. A folder made under another settings schema is refused (--force).
 """
 
 import hashlib
 import json
+import os
+import shutil
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import models
+from common.errors import ConfigError
 from common.io import write_json, write_text
-from group_scissor.config import CompileConfig
+from group_scissor.config import TECH_ROUTE_FIELDS, CompileConfig
+from group_scissor.resume import SCHEMA_VERSION
 
 STAGES = ("train", "clip", "prune", "map", "route", "export")
-
-
-def _settings(cfg) -> dict | None:
-    """A stage config's fields for its fingerprint, less the fields marked ``added_later`` while
-    they hold their default: runs made before such a field existed keep their fingerprints.
-    Every other field counts always, so changing a default redoes the stages it affects."""
-    if cfg is None:
-        return None
-    out = asdict(cfg)
-    for f in fields(cfg):
-        if f.metadata.get("fingerprint_omits_default") and getattr(cfg, f.name) == f.default:
-            del out[f.name]
-    return out
+TRAINING = ("train", "clip", "prune")
+"""Stages that train in place and resume from resume.pt; the others replace their folder."""
 
 
 def _fingerprint(*parts) -> str:
@@ -46,41 +45,102 @@ def _fingerprint(*parts) -> str:
 
 
 class _Runner:
-    def __init__(self, cfg: CompileConfig, out: Path, force: bool, progress: bool, log):
-        self.cfg, self.out, self.force, self.progress, self.log = cfg, out, force, progress, log
+    def __init__(self, out: Path, force: bool, log):
+        self.out, self.force, self.log = out, force, log
         self.prev = ""  # fingerprint of the previous stage (changes ripple downstream)
         self.records: dict[str, dict] = {}
 
     def run(self, index: int, name: str, settings, fn) -> dict:
         folder = self.out / f"{index}-{name}"
-        fp = _fingerprint(self.prev, name, settings)
+        fp = _fingerprint(SCHEMA_VERSION, self.prev, name, settings)
         rec_path = folder / "stage.json"
-        if not self.force and rec_path.is_file():
-            try:
-                rec = json.loads(rec_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                rec = {}  # a damaged record: redo the stage
-            if rec.get("fingerprint") == fp:
-                self.log(f"[{index}-{name}] up to date, skipped")
-                self.prev, self.records[name] = fp, rec
-                return rec
+        rec = _record(rec_path) if not self.force else {}
+        if rec.get("fingerprint") == fp:
+            self.log(f"[{index}-{name}] up to date, skipped")
+            self.prev, self.records[name] = fp, rec
+            return rec
         self.log(f"[{index}-{name}] running")
-        resume = (not self.force and (folder / "resume.pt").is_file()
-                  and _same_fp(folder / "stage.pending", fp))
-        folder.mkdir(parents=True, exist_ok=True)
-        write_text(folder / "stage.pending", fp)
+        rec_path.unlink(missing_ok=True)  # invalid from here until the stage completes
         start = time.perf_counter()
-        metrics = fn(folder, resume)
-        rec = {"stage": name, "fingerprint": fp, "seconds": round(time.perf_counter() - start, 2),
-               "metrics": metrics}
+        if name in TRAINING:
+            resume = (not self.force and (folder / "resume.pt").is_file()
+                      and _same_fp(folder / "stage.pending", fp))
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text(folder / "stage.pending", fp)
+            metrics = fn(folder, resume)
+            (folder / "stage.pending").unlink(missing_ok=True)
+        else:  # written whole into a fresh folder that then replaces the old one
+            tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                metrics = fn(tmp, False)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+                folder.rename(old)
+                tmp.rename(folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(folder)
+        rec = {"stage": name, "schema_version": SCHEMA_VERSION, "fingerprint": fp,
+               "seconds": round(time.perf_counter() - start, 2), "metrics": metrics}
         write_json(rec_path, rec)
-        (folder / "stage.pending").unlink(missing_ok=True)
         self.prev, self.records[name] = fp, rec
         return rec
 
 
+def _record(path: Path) -> dict:
+    """A stage.json, or {} if absent or damaged (the stage is redone); another schema: refused."""
+    try:
+        rec = json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}
+    if not isinstance(rec, dict):
+        return {}
+    if rec.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(f"{path.parent.parent} holds a compile made by another group-scissor "
+                          f"(settings schema {rec.get('schema_version', 1)}, this is "
+                          f"{SCHEMA_VERSION}); re-run with --force to start it over, or choose "
+                          "another --out")
+    return rec
+
+
 def _same_fp(path: Path, fp: str) -> bool:
     return path.is_file() and path.read_text().strip() == fp
+
+
+def validate(cfg: CompileConfig) -> None:
+    """Every check that can run before training: the model, the data set's name and files,
+    the stages' epoch budgets, the per-matrix lambdas against the clipped model, the teacher.
+    Raises a UserError naming the setting; takes a few seconds at most."""
+    from group_scissor.data import DATASETS, load_dataset
+    from group_scissor.group_lasso import grouped_matrices
+    from group_scissor.stages import check_fine_tune_epochs, fine_tune_restart
+    from models.checkpoint import load_model
+    from models.lowrank import to_low_rank
+
+    info = models.info(cfg.model)
+    key = cfg.dataset.lower().replace("-", "")
+    if key != "digits" and key not in DATASETS:
+        raise ConfigError(f"unknown dataset {cfg.dataset!r}; available: digits, "
+                          f"{', '.join(DATASETS)}")
+    data = load_dataset(cfg.dataset, cfg.data_dir)  # files present and readable
+    if tuple(info.input_shape) != data.input_shape:
+        raise ConfigError(f"model {cfg.model!r} takes inputs of shape {info.input_shape} but "
+                          f"dataset {cfg.dataset!r} has {data.input_shape}")
+    for what, train, stage in (("clip", cfg.clip_train, cfg.clip),
+                               ("prune", cfg.prune_train, cfg.prune)):
+        check_fine_tune_epochs(stage.fine_tune_epochs, train.epochs,
+                               f"{what} needs epochs before its fine-tuning")
+        fine_tune_restart(train, stage.fine_tune_epochs, stage.fine_tune_lr,
+                          stage.fine_tune_warmup_epochs)
+    spec = cfg.spec()
+    model = load_model(cfg.model, cfg.baseline_checkpoint)  # a bad checkpoint fails now
+    to_low_rank(model, list(cfg.clip.layers or info.low_rank_layers))
+    grouped_matrices(model, spec.rows, spec.lcols, cfg.prune)  # unknown matrix names fail now
 
 
 def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: bool = True,
@@ -88,71 +148,71 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
     """Run (or resume) every stage; returns the report (also written to out/report.json)."""
     from group_scissor.compress import clip_stage
     from group_scissor.distill import DistillConfig
+    from group_scissor.physical import export_stage, map_stage, route_stage
     from group_scissor.prune import prune_stage
     from group_scissor.stages import train_stage
 
     out = Path(out)
+    validate(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    models.info(cfg.model)  # unknown model: fail before any work
-    write_text(out / "config.toml", cfg.to_toml())
-    r = _Runner(cfg, out, force, progress, log)
+    r = _Runner(out, force, log)
     common = dict(model_name=cfg.model, dataset=cfg.dataset, data_dir=cfg.data_dir)
     hw = dict(crossbar=cfg.crossbar, encoding=cfg.encoding)
+
+    def here(p: Path) -> str:
+        """A path inside ``out`` as recorded: relative to ``out``."""
+        return p.relative_to(out).as_posix()
 
     def train(folder, resume):
         if cfg.baseline_checkpoint:
             return _evaluate_checkpoint(cfg, cfg.baseline_checkpoint, folder)
         res = train_stage(cfg.model, cfg.dataset, cfg.data_dir, cfg.train, folder,
                           resume=resume, force=not resume, progress=progress)
-        return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt")}
+        return {"test_accuracy": res.test_accuracy, "checkpoint": here(folder / "checkpoint.pt")}
 
-    base = r.run(1, "train", [cfg.model, cfg.dataset, cfg.baseline_checkpoint, _settings(cfg.train)],
-                 train)
+    base_ckpt = (None if cfg.baseline_checkpoint is None
+                 else os.path.abspath(cfg.baseline_checkpoint))
+    base = r.run(1, "train", [cfg.model, cfg.dataset, base_ckpt, asdict(cfg.train)], train)
+    teacher_ckpt = out / base["metrics"]["checkpoint"]  # absolute paths stay absolute
 
-    teacher = (DistillConfig(base["metrics"]["checkpoint"], cfg.distill_temperature,
-                             cfg.distill_weight) if cfg.distill_weight > 0 else None)
+    teacher = (DistillConfig(str(teacher_ckpt), cfg.distill_temperature, cfg.distill_weight)
+               if cfg.distill_weight > 0 else None)
     kd = [cfg.distill_weight, cfg.distill_temperature] if teacher else []  # in the fingerprints
 
     def clip(folder, resume):
         res = clip_stage(**common, train_cfg=cfg.clip_train, clip_cfg=cfg.clip, out=folder,
-                         checkpoint=base["metrics"]["checkpoint"], resume=resume,
-                         force=not resume, progress=progress, distill=teacher, **hw)
-        return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt"),
+                         checkpoint=teacher_ckpt, resume=resume, force=not resume,
+                         progress=progress, distill=teacher, **hw)
+        return {"test_accuracy": res.test_accuracy, "checkpoint": here(folder / "checkpoint.pt"),
                 **res.extra.get("mapping", {})}
 
-    clipped = r.run(2, "clip", [_settings(cfg.clip_train), _settings(cfg.clip), hw, *kd], clip)
+    clipped = r.run(2, "clip", [asdict(cfg.clip_train), asdict(cfg.clip), hw, *kd], clip)
 
     def prune(folder, resume):
         res = prune_stage(**common, train_cfg=cfg.prune_train, prune_cfg=cfg.prune, out=folder,
-                          checkpoint=clipped["metrics"]["checkpoint"], resume=resume,
+                          checkpoint=out / clipped["metrics"]["checkpoint"], resume=resume,
                           force=not resume, progress=progress, distill=teacher, **hw)
         w = res.extra["wires"]
-        return {"test_accuracy": res.test_accuracy, "checkpoint": str(folder / "checkpoint.pt"),
+        return {"test_accuracy": res.test_accuracy, "checkpoint": here(folder / "checkpoint.pt"),
                 "wire_ratio": w["wire_ratio"], "wires": w["total"]["wires"],
                 "dense_wires": w["dense_baseline"]["wires"]}
 
-    pruned = r.run(3, "prune", [_settings(cfg.prune_train), _settings(cfg.prune), hw, *kd], prune)
-    final_ckpt = pruned["metrics"]["checkpoint"]
-    r.run(4, "map", [hw], lambda folder, resume: _map_stage(cfg, final_ckpt, folder))
-    r.run(5, "route", [hw, _settings(cfg.place), _settings(cfg.route)],
-          lambda folder, resume: _route_stage(cfg, final_ckpt, folder))
-    r.run(6, "export", [hw, list(cfg.formats)],
-          lambda folder, resume: _export_stage(cfg, final_ckpt, folder, out / "5-route"))
+    pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw, *kd], prune)
+    final_ckpt = out / pruned["metrics"]["checkpoint"]
+    spec = cfg.spec()
+    r.run(4, "map", [hw, spec.tech.to_dict()],
+          lambda folder, _: map_stage(cfg.model, final_ckpt, spec, folder))
+    route_settings = {k: v for k, v in asdict(cfg.route).items() if k not in TECH_ROUTE_FIELDS}
+    r.run(5, "route", [asdict(cfg.place), route_settings],
+          lambda folder, _: route_stage(out / "4-map", folder, cfg.place, route_settings))
+    r.run(6, "export", [list(cfg.formats)],
+          lambda folder, _: export_stage(out / "4-map", folder, cfg.formats, out / "5-route"))
     from group_scissor.report import build_report, write_report
 
     report = build_report(cfg, out, r.records)
+    write_text(out / "config.toml", cfg.to_toml())  # with the report: the two always agree
     write_report(report, out)
     return report
-
-
-def _mapped(cfg: CompileConfig, checkpoint):
-    from mapping.network import map_model
-    from mapping.spec import CrossbarSpec
-    from models.checkpoint import load_model
-
-    model = load_model(cfg.model, checkpoint)
-    spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)
-    return model, map_model(model, spec, models.info(cfg.model).input_shape)
 
 
 def _evaluate_checkpoint(cfg: CompileConfig, checkpoint, folder: Path) -> dict:
@@ -161,38 +221,9 @@ def _evaluate_checkpoint(cfg: CompileConfig, checkpoint, folder: Path) -> dict:
 
     model, data = prepare(cfg.model, cfg.dataset, cfg.data_dir, cfg.train.seed, checkpoint)
     _, acc = evaluate(model, data.test.x, data.test.y)
+    ckpt = os.path.abspath(checkpoint)
     write_json(folder / "metrics.json", {"model": cfg.model, "dataset": data.name, "epochs": [],
-                                         "test_accuracy": acc, "checkpoint": str(checkpoint)})
-    return {"test_accuracy": acc, "checkpoint": str(checkpoint)}
+                                         "test_accuracy": acc, "checkpoint": ckpt})
+    return {"test_accuracy": acc, "checkpoint": ckpt}
 
 
-def _map_stage(cfg: CompileConfig, checkpoint, folder: Path) -> dict:
-    from mapping.report import write_reports
-
-    _, mapped = _mapped(cfg, checkpoint)
-    write_reports(mapped, folder, {"model": cfg.model, "checkpoint": str(checkpoint)})
-    return {"n_crossbars": mapped.n_crossbars, "cells": mapped.cells,
-            "cell_area_ratio": mapped.cell_area_ratio,
-            "crossbar_area_ratio": mapped.crossbar_area_ratio, "area_um2": mapped.area_um2,
-            "total_wires": mapped.total_wires, "dense_wires": mapped.baseline.total_wires}
-
-
-def _route_stage(cfg: CompileConfig, checkpoint, folder: Path) -> dict:
-    from mapping.route_cli import place_and_route
-
-    _, mapped = _mapped(cfg, checkpoint)
-    return place_and_route(mapped, folder, cfg.place, cfg.route)
-
-
-def _export_stage(cfg: CompileConfig, checkpoint, folder: Path, route_dir: Path) -> dict:
-    import netlists
-
-    _, mapped = _mapped(cfg, checkpoint)
-    written = {}
-    if "json" in cfg.formats:
-        written["json"] = str(netlists.write_json(mapped, folder / "chip.json"))
-    if "spice" in cfg.formats:
-        written["spice"] = str(netlists.write_spice(mapped, folder / "chip.sp"))
-    if "verilog" in cfg.formats:
-        written["verilog"] = str(netlists.write_verilog(mapped, folder / "chip.v"))
-    return {"files": written}

@@ -43,7 +43,7 @@ from group_scissor.stages import (
     fine_tune_restart,
     prepare,
 )
-from group_scissor.train import TrainConfig, Trainer, TrainResult, added_later
+from group_scissor.train import TrainConfig, Trainer, TrainResult
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class PruneConfig(GroupLassoConfig):
     fine_tune_lr: float | None = None
     """Peak learning rate the schedule restarts from for the fine-tune epochs (cosine to 0 again);
     None: the training schedule simply runs on."""
-    fine_tune_warmup_epochs: float = added_later(0.0)
+    fine_tune_warmup_epochs: float = 0.0
     """Warm up linearly to ``fine_tune_lr`` over this many epochs after the restart."""
 
     def __post_init__(self) -> None:
@@ -243,3 +243,18 @@ def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     save_figure(fig, path, dpi=110)
     plt.close(fig)
+
+
+def parse_layer_lambda(text: str) -> dict[str, float]:
+    """'fc1=1e-3, conv1.U=0' -> {'fc1': 0.001, 'conv1.U': 0.0}."""
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"per-matrix lambda: bad entry {item!r}; write NAME=VALUE pairs "
+                             "separated by commas, e.g. 'fc1=1e-3,conv1.U=0'") from None
+    return out

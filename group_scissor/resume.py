@@ -10,9 +10,13 @@ lambda, crossbar or teacher) and config.json would misreport the run.
 
 import json
 import os
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
+SCHEMA_VERSION = 2
+"""Version of the settings schema (the config sections and their fields). Every saved run
+(config.toml, stage.json, resume.pt) records it; a run saved under another version is refused
+with a message to start over (--force), never read through a compatibility path."""
 PATHS = ("init_checkpoint", "distill.teacher")
 """Settings that name a file: compared as real paths (runs/a.pt and ./runs/a.pt are one file)."""
 DERIVED = {"delete_step": "--epochs and --fine-tune-epochs",
@@ -27,10 +31,7 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_diff(saved: dict[str, Any], run: dict[str, Any]) -> dict[str, tuple]:
-    """{'prune.lambda_': (saved, now), ...} over the settings that differ. A field of a config
-    dataclass missing from ``saved`` (added to the code after the run was saved) counts as its
-    default, which is what that run used."""
-    saved = {k: _with_defaults(v, run[k]) if k in run else v for k, v in saved.items()}
+    """{'prune.lambda_': (saved, now), ...} over the settings that differ."""
     before, now = _flat(run_json(saved)), _flat(run_json(run))
     for k in PATHS:
         for d in (before, now):
@@ -52,23 +53,6 @@ def _plain(v):
     if hasattr(v, "to_dict") and is_dataclass(v):
         return v.to_dict()
     return asdict(v) if is_dataclass(v) else v
-
-
-def _with_defaults(saved: Any, now: Any) -> Any:
-    """``saved`` (plain JSON) with the fields of dataclass ``now`` it lacks at their defaults,
-    recursively (a Technology inside a CrossbarSpec)."""
-    if not (is_dataclass(now) and isinstance(saved, dict)):
-        return saved
-    out = dict(saved)
-    for f in fields(now):
-        if f.name not in out:
-            if f.default is not MISSING:
-                out[f.name] = _plain(f.default)
-            elif f.default_factory is not MISSING:
-                out[f.name] = _plain(f.default_factory())
-        else:
-            out[f.name] = _with_defaults(out[f.name], getattr(now, f.name))
-    return out
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

@@ -16,12 +16,11 @@ Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gl
 takes an equal shard of the epoch's permutation and a batch of batch_size / world_size.
 """
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,15 +31,9 @@ from torch import nn
 from common.errors import ConfigError, UserError
 from common.io import save_torch, write_json
 from group_scissor.data import Dataset, augment_batch
-from group_scissor.resume import explain, run_diff, run_json
+from group_scissor.resume import SCHEMA_VERSION, explain, run_diff, run_json
 
 SCHEDULES = ("constant", "step", "cosine")
-
-
-def added_later(default):
-    """A config field added after runs were made without it: a compile fingerprint leaves it out
-    while it holds ``default`` (group_scissor.pipeline), so those runs stay up to date."""
-    return field(default=default, metadata={"fingerprint_omits_default": True})
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,7 @@ class TrainConfig:
     restart, SGDR). 0: one schedule over the whole run."""
     restart_lr: float = 0.0
     """Peak learning rate after the restart (used when restart_epoch > 0)."""
-    restart_warmup_epochs: float = added_later(0.0)
+    restart_warmup_epochs: float = 0.0
     """Linear warm-up from 0 to ``restart_lr`` over this many epochs after the restart (0: jump
     straight to it; a jump far above the first cycle's end can diverge)."""
     seed: int = 0
@@ -346,6 +339,7 @@ class Trainer:
             "step": self.step, "history": self.history, "config": asdict(self.config),
             "meta": self.meta, "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
             "run": run_json(self.run) if self.run is not None else None,
+            "schema_version": SCHEMA_VERSION,
         })
         save_torch(self.out_dir / "checkpoint.pt", state)
         write_json(self.out_dir / "metrics.json", self.metrics())
@@ -358,14 +352,17 @@ class Trainer:
             raise CheckpointError(f"cannot resume: {path} does not exist. Run without --resume "
                                   "to start a new run in this directory.")
         ckpt = load_checkpoint(path)
-        # settings added since the run was saved count as their defaults (that is what it used)
-        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-        saved = {k: v for k, v in {**defaults, **ckpt["config"]}.items()
-                 if k not in ("epochs", "eval_batch_size")}
-        now = {k: v for k, v in asdict(self.config).items() if k in saved}
+        if ckpt.get("schema_version") != SCHEMA_VERSION:
+            raise CheckpointError(
+                f"cannot resume {path}: it was written under settings schema "
+                f"{ckpt.get('schema_version', 1)}, this group-scissor uses schema {SCHEMA_VERSION}. "
+                "Start the run over with --force (or choose another --out).")
+        saved = {k: v for k, v in ckpt["config"].items() if k not in ("epochs", "eval_batch_size")}
+        now = {k: v for k, v in asdict(self.config).items() if k not in ("epochs", "eval_batch_size")}
         saved["milestones"] = tuple(saved.get("milestones", ()))
         if saved != now:
-            diff = {k: (saved[k], now[k]) for k in saved if saved[k] != now.get(k)}
+            diff = {k: (saved.get(k), now.get(k)) for k in saved.keys() | now.keys()
+                    if saved.get(k) != now.get(k)}
             raise CheckpointError(f"cannot resume {path}: the settings differ from the run that "
                                   f"wrote it (saved, now): {diff}. Use the same settings.")
         self._check_run(path, ckpt)
@@ -382,19 +379,12 @@ class Trainer:
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
 
     def _check_run(self, path: Path, ckpt: dict) -> None:
-        """Refuse a resume under another run (stage settings, model, teacher...). A resume.pt
-        written before runs were saved in it is checked against its config.json."""
+        """Refuse a resume under another run (stage settings, model, teacher...)."""
         from models.checkpoint import CheckpointError
 
         if self.run is None:
             return
-        saved, run = ckpt.get("run"), self.run
-        if saved is None:
-            cfg = path.parent / "config.json"
-            if not cfg.is_file():
-                return
-            saved = {k: v for k, v in json.loads(cfg.read_text()).items() if k != "train"}
-            run = {k: v for k, v in run.items() if k in saved}  # what that config.json recorded
+        saved, run = ckpt.get("run") or {}, self.run
         diff = run_diff(saved, run)
         if diff:
             raise CheckpointError(

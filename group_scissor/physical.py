@@ -1,0 +1,168 @@
+"""The physical stages, each reading the previous stage's files (as OpenROAD's flow reads
+``4_cts.odb`` and writes ``5_1_grt.odb``); none maps the model a second time.
+
+    map     model + checkpoint  -> design.json (+ design.weights.npz): units, nets, row signals,
+                                   tile weights; dense.json: the dense baseline's units and nets;
+                                   mapping.json/.csv/.txt; metrics.json
+    route   design.json, dense.json -> routed.json (the design with its sites and routes, no
+                                   weights), placement.json, routes.json, routing.json,
+                                   floorplan.png, congestion.png (and dense_*.png); metrics.json
+    export  design.json + routed.json -> chip.json (weights, sites, routes), chip.sp, chip.v;
+                                   metrics.json
+
+The design files are JSON netlists (netlists/netlist.schema.json), so a design made elsewhere
+can enter at route or export.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+from common.errors import UserError
+from common.io import write_json
+
+DESIGN, DENSE, ROUTED = "design.json", "dense.json", "routed.json"
+FORMATS = {"json": ".json", "spice": ".sp", "verilog": ".v"}
+
+
+def technology(spec) -> dict:
+    """What a design file records of the technology: the spec's Technology and the conductance
+    map of the SPICE export."""
+    from netlists.conductance import SpiceConfig
+
+    return {**dataclasses.asdict(SpiceConfig()), **spec.tech.to_dict()}
+
+
+def spec_of(netlist):
+    """The CrossbarSpec a design file was mapped with (crossbar, encoding, technology)."""
+    from mapping.spec import CrossbarSpec, Technology
+
+    d = netlist.design
+    names = {f.name for f in dataclasses.fields(Technology)}
+    tech = Technology(**{k: v for k, v in netlist.technology.items() if k in names})
+    return CrossbarSpec(d.crossbar_rows, d.crossbar_cols, d.encoding, tech)
+
+
+def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict:
+    """Map registered model ``model_name`` (weights from ``checkpoint``, None: fresh) onto
+    ``spec``; write the files listed above; return the metrics."""
+    import models
+    from mapping.network import map_model
+    from mapping.report import write_reports
+    from models.checkpoint import load_model
+    from netlists import write_json as write_netlist
+
+    out = Path(out)
+    mapped = map_model(load_model(model_name, checkpoint), spec, models.info(model_name).input_shape)
+    tech = technology(spec)
+    write_reports(mapped, out, {"model": model_name,
+                                "checkpoint": None if checkpoint is None else str(checkpoint)})
+    write_netlist(mapped, out / DESIGN, weights="npz", technology=tech)
+    write_netlist(mapped.dense_baseline().design, out / DENSE, weights="none", technology=tech)
+    metrics = {"n_crossbars": mapped.n_crossbars, "cells": mapped.cells,
+               "cell_area_ratio": mapped.cell_area_ratio,
+               "crossbar_area_ratio": mapped.crossbar_area_ratio, "area_um2": mapped.area_um2,
+               "total_wires": mapped.total_wires, "dense_wires": mapped.baseline.total_wires,
+               "units": len(mapped.design.units), "nets": len(mapped.design.nets)}
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def design_file(path: str | os.PathLike, name: str = DESIGN) -> Path:
+    """``path`` itself if a file, else ``path/name`` (a map stage's folder)."""
+    p = Path(path)
+    p = p / name if p.is_dir() else p
+    if not p.is_file():
+        raise UserError(f"no design file at {p}; pass the design.json written by "
+                        "'group-scissor map' (or its folder), or a --checkpoint to map first")
+    return p
+
+
+def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=None,
+                route_settings: dict | None = None) -> dict:
+    """Place and route the design in ``design`` (file or map folder) and the dense baseline
+    beside it (dense.json) with the same settings; write the files listed above.
+    ``route_settings``: RouteConfig fields over the grid its technology gives."""
+    from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
+    from mapping.placement import PlaceConfig, place
+    from mapping.routing import RouteConfig, route
+    from netlists import read_netlist
+    from netlists import write_json as write_netlist
+
+    out = Path(out)
+    path = design_file(design)
+    net = read_netlist(path)
+    dense_path = path.with_name(DENSE)
+    dense = read_netlist(dense_path).design if dense_path.is_file() else None
+    place_cfg = place_cfg if place_cfg is not None else PlaceConfig()
+    route_cfg = RouteConfig.for_spec(spec_of(net), **(route_settings or {}))
+    d = net.design
+    pl = place(d, place_cfg)
+    rt = route(d, pl, route_cfg)
+    if dense is None or _same(d, dense):  # same input and settings, same result: do it once
+        pld, rtd, dense = pl, rt, d
+    else:
+        pld = place(dense, place_cfg)
+        rtd = route(dense, pld, route_cfg)
+    rep = report(rt, dense=rtd).to_dict()
+    rep["place"] = {"method": pl.method, "status": pl.status, "cost": pl.cost,
+                    "grid_sites": list(pl.grid_sites), "dense_cost": pld.cost}
+    write_json(out / "placement.json", pl.to_dict(), indent=1)
+    write_json(out / "routes.json", routes_to_dict(d, rt), indent=1)
+    write_netlist(net, out / ROUTED, pl, rt, weights="none")
+    plot_floorplan(d, pl, rt, out / "floorplan.png")
+    plot_congestion(rt, out / "congestion.png")
+    plot_floorplan(dense, pld, rtd, out / "dense_floorplan.png")
+    plot_congestion(rtd, out / "dense_congestion.png")
+    write_json(out / "routing.json", rep, indent=1)
+    write_json(out / "metrics.json", rep, indent=1)
+    return rep
+
+
+def _same(a, b) -> bool:
+    """Two designs with the same units and nets (a dense model equals its baseline)."""
+    return ([u.name for u in a.units] == [u.name for u in b.units]
+            and [(n.src, n.dst, n.width) for n in a.nets] == [(n.src, n.dst, n.width)
+                                                              for n in b.nets])
+
+
+def export_stage(design: str | os.PathLike, out: str | os.PathLike, formats=tuple(FORMATS),
+                 routed: str | os.PathLike | None = None, name: str = "chip") -> dict:
+    """Write the netlists of the design in ``design`` (file or map folder): ``name``.json with
+    the sites and routes of ``routed`` (a route stage's routed.json or its folder; None: no
+    layout), ``name``.sp, ``name``.v. Files of formats not asked for are removed, so the folder
+    never mixes two designs."""
+    from netlists import read_netlist, write_spice, write_verilog
+    from netlists import write_json as write_netlist
+
+    out = Path(out)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise UserError(f"unknown netlist format(s) {bad}; choose from {', '.join(FORMATS)}")
+    net = read_netlist(design_file(design))
+    layout = None
+    if routed is not None:
+        layout = read_netlist(design_file(routed, ROUTED))
+        if _names(layout.design) != _names(net.design):
+            raise UserError(f"{routed} is the layout of another design than {design}; route "
+                            "this design first")
+    writers = {"json": lambda p: write_netlist(net, p, layout, layout and layout.routes),
+               "spice": lambda p: write_spice(net, p), "verilog": lambda p: write_verilog(net, p)}
+    written = {}
+    for f, suffix in FORMATS.items():
+        path = out / f"{name}{suffix}"
+        if f in formats:
+            written[f] = str(writers[f](path))
+        else:
+            path.unlink(missing_ok=True)
+            if f == "json":
+                path.with_name(f"{name}.weights.npz").unlink(missing_ok=True)
+    d = net.design
+    metrics = {"files": written, "crossbars": sum(u.kind == "tile" for u in d.units),
+               "nets": len(d.nets), "wires": d.total_wires, "layout": layout is not None}
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _names(d) -> tuple:
+    return tuple(u.name for u in d.units), tuple((n.src, n.dst, n.width) for n in d.nets)
