@@ -15,6 +15,7 @@ import typer
 from group_scissor.flags import settings_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Group Scissor: compress a network (rank clipping, group connection "
                        "deletion) and compile it onto memristor crossbars. Every command takes "
                        "--config FILE and --set SECTION.FIELD=VALUE over compile's settings; "

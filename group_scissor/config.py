@@ -107,7 +107,11 @@ class CompileConfig:
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, **json.loads(json.dumps(asdict(self)))}
+        d = json.loads(json.dumps(asdict(self)))
+        for s in TRAIN_SECTIONS:
+            for k in RESTART_FIELDS:
+                d[s].pop(k)
+        return {"schema_version": SCHEMA_VERSION, **d}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompileConfig":
@@ -182,6 +186,10 @@ class CompileConfig:
         return replace(self, **kw)
 
 
+RESTART_FIELDS = ("restart_epoch", "restart_lr", "restart_warmup_epochs")
+"""TrainConfig fields the clip and prune stages set from their fine_tune_* settings (one name per
+concept): not settable in a train section."""
+TRAIN_SECTIONS = ("train", "clip_train", "prune_train")
 TECH_ROUTE_FIELDS = ("gcells_per_site", "gcell_um", "wire_pitch_um", "routing_layers")
 """RouteConfig fields that the technology fixes (RouteConfig.for_spec): not settable in [route]."""
 
@@ -213,7 +221,14 @@ def _dataclass_of(tp):
 
 
 def _build(cls, d: dict, section: str):
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls)} - (set(RESTART_FIELDS) if cls is TrainConfig else set())
+    restart = set(d) & set(RESTART_FIELDS) if cls is TrainConfig else set()
+    if any(d[k] != getattr(TrainConfig(), k) for k in restart):
+        stage = {"clip_train": "clip", "prune_train": "prune"}.get(section, "clip or prune")
+        raise ConfigError(f"[{section}] {', '.join(sorted(restart))}: the learning-rate restart "
+                          f"is set by {stage}.fine_tune_epochs, fine_tune_lr and "
+                          "fine_tune_warmup_epochs")
+    d = {k: v for k, v in d.items() if k not in restart}
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"[{section}]: unknown setting(s) {sorted(unknown)}; known: "
@@ -247,6 +262,7 @@ def _checked(where: str, v, hint):
     elif float in kinds:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ConfigError(f"{where} must be a number, got {v!r}")
+        return float(v)  # 4 and 4.0 are one setting (and one fingerprint)
     elif bool in kinds:
         if not isinstance(v, bool):
             raise ConfigError(f"{where} must be true or false, got {v!r}")
@@ -271,7 +287,7 @@ def _parse_value(raw: str, tp=None):
     otherwise."""
     args = typing.get_args(tp) or (tp,)
     origins = {typing.get_origin(a) for a in args}
-    if tuple in origins and not raw.startswith("["):
+    if tuple in origins and re.fullmatch(r"[\w.*\s-]+(,[\w.*\s-]+)*,?", raw):
         return [x.strip() for x in raw.split(",") if x.strip()]
     if dict in origins and "=" in raw and not raw.startswith("{"):
         from group_scissor.prune import parse_layer_lambda

@@ -53,6 +53,15 @@ class Flag:
     """The --set key: ``field`` (top level) or ``section.field``."""
     is_bool: bool
     help: str
+    metavar: str = "TEXT"
+
+
+def _metavar(hint) -> str:
+    kinds = typing.get_args(hint) or (hint,)
+    origins = {typing.get_origin(k) or k for k in kinds}
+    names = [n for t, n in ((tuple, "A,B,..."), (dict, "NAME=X,..."), (float, "FLOAT"),
+                            (int, "INT"), (str, "TEXT")) if t in origins]
+    return "|".join(names[:2]) or "TEXT"
 
 
 def _is_bool(hint) -> bool:
@@ -61,19 +70,27 @@ def _is_bool(hint) -> bool:
 
 def flags_for(top: tuple[str, ...], sections: tuple[str, ...], exclude=()) -> list[Flag]:
     """The flags of a command reading top-level settings ``top`` and ``sections``."""
-    from group_scissor.config import TECH_ROUTE_FIELDS, CompileConfig, _dataclass_of
+    from group_scissor.config import (
+        RESTART_FIELDS,
+        TECH_ROUTE_FIELDS,
+        TRAIN_SECTIONS,
+        CompileConfig,
+        _dataclass_of,
+    )
 
     hints = typing.get_type_hints(CompileConfig)
     defaults = CompileConfig()
     docs = field_docs(CompileConfig)
     out = [Flag(f"opt_{name}", "--" + name.replace("_", "-"), name, _is_bool(hints[name]),
-                f"{docs.get(name, '')} [default: {_show(getattr(defaults, name))}]")
+                f"{docs.get(name, '')} [default: {_show(getattr(defaults, name))}]",
+                _metavar(hints[name]))
            for name in top]
     names: dict[str, int] = {}
     per_section = {}
     for s in sections:
         cls = _dataclass_of(hints[s])
-        skip = set(TECH_ROUTE_FIELDS) if s == "route" else set()
+        skip = set(TECH_ROUTE_FIELDS if s == "route" else RESTART_FIELDS if s in TRAIN_SECTIONS
+                   else ())
         per_section[s] = [f for f in fields(cls) if f.name not in skip | set(exclude)]
         for f in per_section[s]:
             names[f.name] = names.get(f.name, 0) + 1
@@ -85,7 +102,8 @@ def flags_for(top: tuple[str, ...], sections: tuple[str, ...], exclude=()) -> li
             flag = f"{s}_{name}" if names[f.name] > 1 or name in top else name
             out.append(Flag(f"opt_{flag}", "--" + flag.replace("_", "-"), f"{s}.{f.name}",
                             _is_bool(sub_hints[f.name]),
-                            f"{sub_docs.get(f.name, '')} [default: {_show(getattr(base, f.name))}]"))
+                            f"{sub_docs.get(f.name, '')} [default: {_show(getattr(base, f.name))}]",
+                            _metavar(sub_hints[f.name])))
     return out
 
 
@@ -128,10 +146,12 @@ def settings_command(app: typer.Typer, name: str, top: tuple[str, ...] = (),
         kw_only = inspect.Parameter.KEYWORD_ONLY
         params = [
             inspect.Parameter("config", kw_only, default=None, annotation=Annotated[
-                Path | None, typer.Option(help="TOML settings file (the layout of the "
+                Path | None, typer.Option(metavar="FILE", help="TOML settings file (the layout "
+                                                            "of the "
                                                "config.toml that compile writes).")]),
             inspect.Parameter("set_", kw_only, default=None, annotation=Annotated[
-                list[str] | None, typer.Option("--set", help="Override one setting, "
+                list[str] | None, typer.Option("--set", metavar="SECTION.FIELD=VALUE",
+                                               help="Override one setting, "
                                                "SECTION.FIELD=VALUE (e.g. clip.tolerance=0.05); "
                                                "repeatable. Flags win over --set.")]),
         ]
@@ -139,7 +159,8 @@ def settings_command(app: typer.Typer, name: str, top: tuple[str, ...] = (),
             decl = f"{f.flag}/--no-{f.flag[2:]}" if f.is_bool else f.flag
             tp = bool | None if f.is_bool else str | None
             params.append(inspect.Parameter(f.param, kw_only, default=None, annotation=Annotated[
-                tp, typer.Option(decl, help=f.help, show_default=False)]))
+                tp, typer.Option(decl, help=f.help, show_default=False,
+                                 metavar=None if f.is_bool else f.metavar)]))
         params += [p.replace(kind=kw_only) for p in own]
         clash = {p.name for p in own} & {f.param for f in flags}
         assert not clash, f"{name}: options {clash} defined twice"

@@ -127,7 +127,8 @@ def test_teacher_of_another_model_is_a_clear_error(teacher):
 def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
     _, path = teacher
     runner = CliRunner()
-    common = ["--model", "lenet", "--dataset", "digits", "--epochs", "2", "--quiet",
+    common = ["--model", "lenet", "--dataset", "digits", "--epochs", "2", "--fine-tune-epochs", "1",
+              "--quiet",
               "--teacher", str(path), "--distill-weight", "0.5", "--distill-temperature", "3"]
     r = runner.invoke(app, ["clip", *common, "--checkpoint", str(path), "--tolerance", "0.05",
                             "--clip-interval", "20", "--out", str(tmp_path / "clip")])
@@ -139,7 +140,7 @@ def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "p" / "config.json").read_text())["distill"]["weight"] == 0.5
     r = runner.invoke(app, ["clip", "--model", "lenet", "--dataset", "digits", "--quiet",
-                            "--teacher", str(tmp_path / "missing.pt"),
+                            "--teacher", str(tmp_path / "missing.pt"), "--distill-weight", "0.9",
                             "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "does not exist" in r.output
     r = runner.invoke(app, ["clip", *common[:-4], "--distill-weight", "2",

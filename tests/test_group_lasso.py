@@ -8,13 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import models
-from group_scissor.cli import friendly_errors
+from group_scissor.cli import app as cli_app
 from group_scissor.data import load_dataset
 from group_scissor.group_lasso import (
     GroupLasso,
@@ -23,8 +22,7 @@ from group_scissor.group_lasso import (
     group_lasso_penalty,
     grouped_matrices,
 )
-from group_scissor.prune import PruneConfig
-from group_scissor.prune_cli import parse_layer_lambda, prune_command
+from group_scissor.prune import PruneConfig, parse_layer_lambda
 from group_scissor.train import TrainConfig, Trainer
 from mapping import CrossbarSpec, map_model
 from models.checkpoint import load_model
@@ -312,15 +310,12 @@ def test_merge_keeps_zero_rows_of_u_and_zero_columns_of_v_only():
 def test_prune_command_on_digits_writes_wires_json(tmp_path):
     ckpt = tmp_path / "clipped.pt"
     torch.save(low_rank_lenet().state_dict(), ckpt)
-    app = typer.Typer()
-    app.command("prune")(friendly_errors(prune_command))
-    app.command("noop")(lambda: None)
     out = tmp_path / "run"
     args = ["prune", "--model", "lenet", "--dataset", "digits", "--checkpoint", ckpt,
             "--epochs", 2, "--fine-tune-epochs", 1, "--lambda", 0.3, "--batch-size", 256,
             "--lr", 0.05, "--fine-tune-lr", 0.02, "--fine-tune-warmup-epochs", 0.5, "--rebalance",
             "--crossbar", "32x32", "--out", out, "--quiet"]
-    r = CliRunner().invoke(app, [str(a) for a in args])
+    r = CliRunner().invoke(cli_app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     assert "wires" in r.output
     w = json.loads((out / "wires.json").read_text())
@@ -356,13 +351,13 @@ def test_prune_command_on_digits_writes_wires_json(tmp_path):
                            (["--epochs", "3"], "'restart_epoch': (1.0, 2.0)")):
         i = args.index(change[0])
         changed = args[:i] + change + args[i + 2:] + ["--resume"]
-        r = CliRunner().invoke(app, [str(a) for a in changed])
+        r = CliRunner().invoke(cli_app, [str(a) for a in changed])
         assert r.exit_code == 2 and needle in r.output, r.output
         assert (out / "config.json").read_text() == written
-    r = CliRunner().invoke(app, [str(a) for a in args] + ["--resume"])
+    r = CliRunner().invoke(cli_app, [str(a) for a in args] + ["--resume"])
     assert r.exit_code == 0, r.output
     # bad input: a clear message, exit code 2
-    r = CliRunner().invoke(app, [str(a) for a in args[:-3]] + ["--out", str(tmp_path / "x"),
+    r = CliRunner().invoke(cli_app, [str(a) for a in args[:-3]] + ["--out", str(tmp_path / "x"),
                                                              "--layers", "fc9"])
     assert r.exit_code == 2 and "fc9" in r.output and "fc1.U" in r.output
 

@@ -3,8 +3,6 @@
 import csv
 import io
 import json
-import sys
-import types
 from collections import Counter
 
 import numpy as np
@@ -24,7 +22,6 @@ from mapping import (
     to_csv,
     write_reports,
 )
-from mapping.cli import map_command
 
 LENET = (1, 28, 28)
 
@@ -293,22 +290,3 @@ def test_reports(tmp_path):
     assert json.loads(paths["json"].read_text())["model"] == "lenet"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "mapping.csv", "mapping.json", "mapping.txt"]
-
-
-def test_cli(tmp_path, monkeypatch, capsys):
-    path = map_command(model="lenet", crossbar="64x64", encoding="unsigned", out=tmp_path)
-    assert json.loads(path.read_text())["n_crossbars"] == 121
-    assert "total" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="bad crossbar size"):
-        map_command(model="lenet", crossbar="64by64", out=tmp_path)
-    with pytest.raises(ValueError, match="unknown model"):
-        map_command(model="resnet9000", out=tmp_path)
-    with pytest.raises(ValueError, match="encoding must be one of"):
-        map_command(model="lenet", encoding="signed", out=tmp_path)
-    ckpt = tmp_path / "model.pt"
-    ckpt.write_bytes(b"x")
-    fake = types.ModuleType("models.checkpoint")
-    fake.load_model = lambda name, path: low_rank_lenet()
-    monkeypatch.setitem(sys.modules, "models.checkpoint", fake)
-    d = json.loads(map_command(model="lenet", checkpoint=ckpt, out=tmp_path / "ck").read_text())
-    assert d["layers"][2]["rank"] == 30 and d["checkpoint"] == str(ckpt)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from common.errors import ConfigError
 from mapping import CrossbarSpec, Technology
 
 
@@ -56,17 +57,17 @@ def test_validation(kwargs, match):
 
 
 def test_validation_types():
-    with pytest.raises(TypeError, match="rows must be an int"):
+    with pytest.raises(ConfigError, match="rows must be an int"):
         CrossbarSpec(rows=64.0)
-    with pytest.raises(TypeError, match="tech must be a Technology"):
+    with pytest.raises(ConfigError, match="tech must be a Technology"):
         CrossbarSpec(tech={"cell_area_um2": 1})
     assert CrossbarSpec(cols=1, encoding="unsigned").lcols == 1
 
 
 @pytest.mark.parametrize("field,value,exc", [
     ("cell_area_um2", -1.0, ValueError), ("adc_area_um2", 0.0, ValueError),
-    ("wire_pitch_um", float("nan"), TypeError), ("cols_per_adc", 2.5, ValueError),
-    ("gcell_um", 0.01, ValueError), ("row_driver_area_um2", "big", TypeError),
+    ("wire_pitch_um", float("nan"), ConfigError), ("cols_per_adc", 2.5, ValueError),
+    ("gcell_um", 0.01, ValueError), ("row_driver_area_um2", "big", ConfigError),
 ])
 def test_technology_validation(field, value, exc):
     with pytest.raises(exc, match=field):
@@ -118,7 +119,7 @@ def test_from_files(tmp_path):
     bad.write_text("rows = = 3")
     with pytest.raises(ValueError, match="invalid TOML"):
         CrossbarSpec.from_file(bad)
-    with pytest.raises(FileNotFoundError, match="no such"):
+    with pytest.raises(ConfigError, match="no such"):
         CrossbarSpec.from_file(tmp_path / "missing.toml")
     yaml = tmp_path / "x.yaml"
     yaml.write_text("rows: 3")

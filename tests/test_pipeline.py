@@ -108,37 +108,19 @@ def test_runner_skips_redoes_and_survives_a_corrupt_record(tmp_path):
         calls.append(resume)
         return {"value": len(calls)}
 
-    r = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    r = _Runner(tmp_path, force=False, log=lambda m: None)
     assert r.run(1, "a", {"x": 1}, stage)["metrics"] == {"value": 1}
-    r2 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    r2 = _Runner(tmp_path, force=False, log=lambda m: None)
     assert r2.run(1, "a", {"x": 1}, stage)["metrics"] == {"value": 1} and len(calls) == 1
-    r3 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    r3 = _Runner(tmp_path, force=False, log=lambda m: None)
     r3.run(1, "a", {"x": 2}, stage)  # new settings: redone
     assert len(calls) == 2
     (tmp_path / "1-a" / "stage.json").write_text("{not json")
-    r4 = _Runner(None, tmp_path, force=False, progress=False, log=lambda m: None)
+    r4 = _Runner(tmp_path, force=False, log=lambda m: None)
     assert r4.run(1, "a", {"x": 2}, stage)["metrics"] == {"value": 3}
-    r5 = _Runner(None, tmp_path, force=True, progress=False, log=lambda m: None)
+    r5 = _Runner(tmp_path, force=True, log=lambda m: None)
     r5.run(1, "a", {"x": 2}, stage)
     assert len(calls) == 4
-
-
-def test_fingerprints_leave_out_settings_added_later_at_their_default():
-    # runs made before a setting existed stay up to date; any other setting always counts
-    from dataclasses import asdict
-
-    from group_scissor.compress import ClipStageConfig
-    from group_scissor.pipeline import _settings
-    from group_scissor.train import TrainConfig
-
-    before = asdict(TrainConfig())
-    before.pop("restart_warmup_epochs")
-    assert _settings(TrainConfig()) == before and _settings(None) is None
-    assert _settings(TrainConfig(restart_epoch=2, restart_lr=0.1, restart_warmup_epochs=1)) == {
-        **before, "restart_epoch": 2, "restart_lr": 0.1, "restart_warmup_epochs": 1}
-    assert "fine_tune_warmup_epochs" not in _settings(ClipStageConfig())
-    assert _settings(ClipStageConfig(fine_tune_lr=0.1, fine_tune_epochs=2,
-                                     fine_tune_warmup_epochs=1))["fine_tune_warmup_epochs"] == 1
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.errors import ConfigError
 from mapping.design import Design, Net, Unit
 from mapping.placement import PlaceConfig, Placement, net_arrays, place, placement_cost
 
@@ -131,9 +132,9 @@ def test_auto_picks_cpsat_only_for_small_designs():
 @pytest.mark.parametrize("kw,err", [({"method": "exact"}, ValueError),
                                     ({"site_grid_aspect": 0.0}, ValueError),
                                     ({"output_units_per_site": 0}, ValueError),
-                                    ({"seed": True}, TypeError),
+                                    ({"seed": True}, ConfigError),
                                     ({"time_limit_s": float("nan")}, ValueError),
-                                    ({"refine_passes": 2.5}, TypeError)])
+                                    ({"refine_passes": 2.5}, ConfigError)])
 def test_config_validation(kw, err):
     with pytest.raises(err, match=next(iter(kw))):
         PlaceConfig(**kw)

@@ -188,6 +188,7 @@ def test_clip_cli_writes_ranks_and_mapping(tmp_path):
     from group_scissor.cli import app
 
     r = CliRunner().invoke(app, ["clip", "--dataset", "digits", "--epochs", "1",
+                                 "--fine-tune-epochs", "0", "--tolerance-ramp-epochs", "0",
                                  "--clip-interval", "10", "--tolerance", "0.05", "--out",
                                  str(tmp_path), "--quiet"])
     assert r.exit_code == 0, r.output

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from group_scissor.resume import explain, run_diff, run_json
-from mapping.spec import CrossbarSpec, Technology
+from mapping.spec import CrossbarSpec
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,6 @@ def test_same_settings_through_json_do_not_differ():
     run = {"stage": "prune", "cfg": Outer(), "crossbar": CrossbarSpec(64, 64), "n": 3}
     assert run_diff(run_json(run), run) == {}
     assert run_diff(run_json(run), {**run, "n": 3.0}) == {}  # 3 and 3.0 are one value
-
-
-def test_fields_missing_from_a_saved_run_count_as_their_defaults_recursively():
-    run = {"cfg": Outer(), "crossbar": CrossbarSpec(64, 64)}
-    saved = run_json(run)
-    del saved["cfg"]["new"], saved["cfg"]["inner"]["b"]
-    del saved["crossbar"]["tech"]["wire_pitch_um"]
-    assert run_diff(saved, run) == {}
-    now = {"cfg": Outer(new=True), "crossbar": CrossbarSpec(64, 64, tech=Technology(
-        wire_pitch_um=0.2))}
-    assert run_diff(saved, now) == {"cfg.new": (False, True),
-                                    "crossbar.tech.wire_pitch_um": (0.1, 0.2)}
 
 
 def test_keys_on_one_side_only_differ():

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.errors import ConfigError
 from mapping.congestion import (
     gcell_congestion,
     overflow_lower_bound,
@@ -231,7 +232,7 @@ def test_grid_paths_round_trip():
                                     ({"tracks_per_gcell_edge": 0}, ValueError),
                                     ({"gcells_per_site": 0}, ValueError),
                                     ({"gcell_um": -1.0}, ValueError),
-                                    ({"overflow_penalty": 1.5}, TypeError)])
+                                    ({"overflow_penalty": 1.5}, ConfigError)])
 def test_config_validation(kw, err):
     with pytest.raises(err, match=next(iter(kw))):
         RouteConfig(**kw)
@@ -284,36 +285,3 @@ def test_bad_inputs_raise_clear_errors():
         route(d, {"IN": (0, 0)})
     with pytest.raises(TypeError, match="RouteConfig"):
         route(d, place(d), {"method": "cpsat"})
-    from mapping.route_cli import place_and_route
-
-    with pytest.raises(TypeError, match="needs a MappedNetwork.*mapping.place"):
-        place_and_route(d, "unused")
-
-
-def test_place_and_route_writes_reports_with_the_dense_ratio(tmp_path):
-    import json
-
-    import torch
-    from torch import nn
-
-    from mapping.network import map_model
-    from mapping.route_cli import place_and_route
-    from mapping.spec import CrossbarSpec
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 10))
-    with torch.no_grad():
-        model[0].weight[:, :20] = 0  # inputs 0..19 deleted: a row block of tiles disappears
-    mapped = map_model(model, CrossbarSpec(16, 16), (40,))
-    rep = place_and_route(mapped, tmp_path, PlaceConfig(method="fast"),
-                          RouteConfig(method="negotiated", gcells_per_site=2))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "congestion.png", "dense_congestion.png", "dense_floorplan.png", "floorplan.png",
-        "placement.json", "routes.json", "routing.json"]
-    disk = json.loads((tmp_path / "routing.json").read_text())
-    assert disk["wirelength"] == rep["wirelength"] and disk["overflow"] == 0
-    assert disk["routing_area_ratio"] == pytest.approx(
-        rep["routing_area_um2"] / rep["dense"]["routing_area_um2"])
-    assert 0 < disk["routing_area_ratio"] < 1
-    assert len(json.loads((tmp_path / "routes.json").read_text())["nets"]) == len(
-        mapped.design.nets)

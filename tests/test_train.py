@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from group_scissor.resume import SCHEMA_VERSION
 from group_scissor.train import Callback, TrainConfig, Trainer, TrainingDiverged
 from models.checkpoint import CheckpointError, load_checkpoint
 from tests.helpers import StopAt, fresh, small_digits
@@ -109,18 +110,17 @@ def test_divergence_names_the_learning_rate_of_that_step(digits, tmp_path):
         Trainer(fresh(), digits, cfg, tmp_path, callbacks=[NanAt(1)], progress=False).fit()
 
 
-def test_resume_counts_settings_missing_from_an_old_checkpoint_as_their_defaults(digits, tmp_path):
-    # a resume.pt written before restart_warmup_epochs existed: it ran without a warm-up
-    cfg = replace(CFG, restart_epoch=1, restart_lr=0.01)
+def test_a_resume_pt_of_another_settings_schema_is_refused(digits, tmp_path):
+    # no compatibility path: a run saved under another schema is started over (--force)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(fresh(), digits, cfg, tmp_path, callbacks=[StopAt(1)], progress=False).fit()
+        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[StopAt(1)], progress=False).fit()
     ckpt = torch.load(tmp_path / "resume.pt", weights_only=False)
-    del ckpt["config"]["restart_warmup_epochs"]
+    assert ckpt["schema_version"] == SCHEMA_VERSION
+    del ckpt["schema_version"]
     torch.save(ckpt, tmp_path / "resume.pt")
-    warm = replace(cfg, restart_warmup_epochs=1)
-    with pytest.raises(CheckpointError, match="restart_warmup_epochs"):
-        Trainer(fresh(), digits, warm, tmp_path, progress=False).fit(resume=True)
-    assert Trainer(fresh(), digits, cfg, tmp_path, progress=False).fit(resume=True).history
+    with pytest.raises(CheckpointError, match=r"settings schema 1, this group-scissor uses "
+                                              r"schema \d+\. Start the run over with --force"):
+        Trainer(fresh(), digits, CFG, tmp_path, progress=False).fit(resume=True)
 
 
 def test_resume_under_another_run_is_refused_and_config_json_kept(digits, tmp_path):
@@ -137,25 +137,6 @@ def test_resume_under_another_run_is_refused_and_config_json_kept(digits, tmp_pa
         with pytest.raises(CheckpointError, match=needle):
             Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=other).fit(resume=True)
         assert (tmp_path / "config.json").read_text() == written  # not rewritten by a refusal
-    assert Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=run).fit(resume=True)
-
-
-def test_resume_without_a_saved_run_is_checked_against_config_json(digits, tmp_path):
-    # a resume.pt from before runs were saved in it; its config.json lacks a field added since
-    run = {"stage": "prune", "prune": TrainConfig(lr=0.5)}
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(fresh(), digits, CFG, tmp_path, callbacks=[StopAt(1)], progress=False,
-                run=run).fit()
-    run = {**run, "last_clip_step": 5}  # a key the code records now but did not then
-    ckpt = torch.load(tmp_path / "resume.pt", weights_only=False)
-    del ckpt["run"]
-    torch.save(ckpt, tmp_path / "resume.pt")
-    cfg = json.loads((tmp_path / "config.json").read_text())
-    del cfg["prune"]["restart_warmup_epochs"]  # counts as its default, 0.0
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match=r"prune\.lr: 0\.5 -> 0\.1"):
-        Trainer(fresh(), digits, CFG, tmp_path, progress=False,
-                run={**run, "prune": TrainConfig(lr=0.1)}).fit(resume=True)
     assert Trainer(fresh(), digits, CFG, tmp_path, progress=False, run=run).fit(resume=True)
 
 

@@ -1,0 +1,148 @@
+"""map -> route -> export through their files: each stage reads what the previous one wrote,
+the netlists carry the layout that was routed, and bad options are clear errors."""
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import models
+import netlists
+from group_scissor.cli import app
+from mapping import CrossbarSpec, PlaceConfig, map_model
+from netlists import read_netlist
+from netlists.verilog import design_connectivity, verilog_connectivity
+
+SCHEMA = json.loads(netlists.SCHEMA_PATH.read_text())
+FAST = ["--place-method", "fast", "--route-method", "negotiated"]
+
+
+def run(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    return r
+
+
+@pytest.fixture(scope="module")
+def pruned_lenet(tmp_path_factory) -> tuple[Path, dict]:
+    """A real LeNet checkpoint with fc1's inputs 0..399 deleted and fc1 low-rank (rank 30)."""
+    from models.lowrank import to_low_rank
+
+    torch.manual_seed(0)
+    model = models.get("lenet")
+    with torch.no_grad():
+        model.fc1.weight[:, :400] = 0
+    to_low_rank(model, ["fc1"], rank=30)
+    path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_stages_chain_through_their_files(tmp_path, pruned_lenet):
+    ckpt, model = pruned_lenet
+    m, r, e = tmp_path / "map", tmp_path / "route", tmp_path / "export"
+    res = run("map", "--model", "lenet", "--checkpoint", ckpt, "--out", m)
+    assert res.exit_code == 0, res.output
+    assert {"design.json", "design.weights.npz", "dense.json", "mapping.json",
+            "metrics.json"} <= {p.name for p in m.iterdir()}
+    want = map_model(model, CrossbarSpec(64, 64), (1, 28, 28)).design
+    got = read_netlist(m / "design.json").design
+    assert got.units == want.units and got.nets == want.nets
+    for k, w in want.tile_weights.items():
+        assert np.array_equal(got.tile_weights[k], w)
+    assert json.loads((m / "mapping.json").read_text())["layers"][2]["rank"] == 30
+
+    res = run("route", "--design", m, "--out", r, *FAST)
+    assert res.exit_code == 0, res.output
+    routing = json.loads((r / "routing.json").read_text())
+    assert routing["overflow"] == 0 and routing["routing_area_ratio"] < 1
+    # the same model mapped by route itself gives the same routing
+    res = run("route", "--model", "lenet", "--checkpoint", ckpt, "--out", tmp_path / "r2", *FAST)
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "r2" / "routing.json").read_text())
+    assert {k: v for k, v in again.items() if k != "seconds"} == {
+        k: v for k, v in routing.items() if k != "seconds"}
+
+    res = run("export", "--design", m, "--routed", r, "--out", e)
+    assert res.exit_code == 0, res.output
+    chip, routed = read_netlist(e / "chip.json"), read_netlist(r / "routed.json")
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads((e / "chip.json").read_text()))
+    assert chip.sites == routed.sites and chip.sites and chip.routes == routed.routes
+    assert len(chip.routes) == len(chip.design.nets)
+    for k, w in want.tile_weights.items():
+        assert np.array_equal(chip.design.tile_weights[k], w)
+    assert verilog_connectivity(e / "chip.v") == design_connectivity(want)
+    spice = (e / "chip.sp").read_text()
+    tiles = re.findall(r"^\* @tile xb\d+ (\S+) rows=(\d+) bitlines=(\d+)$", spice, re.M)
+    assert [t[0] for t in tiles] == [u.name for u in want.units if u.kind == "tile"]
+
+
+def test_export_of_fewer_formats_leaves_no_older_netlist(tmp_path):
+    out = tmp_path / "e"
+    assert run("export", "--out", out).exit_code == 0
+    assert {"chip.json", "chip.sp", "chip.v"} <= {p.name for p in out.iterdir()}
+    res = run("export", "--formats", "verilog", "--crossbar", "32x128", "--encoding", "offset",
+              "--out", out)
+    assert res.exit_code == 0, res.output
+    assert not (out / "chip.json").exists() and not (out / "chip.sp").exists()
+    assert "crossbars 32x128 (offset)" in (out / "chip.v").read_text()
+
+
+def test_a_layout_of_another_design_is_refused(tmp_path):
+    assert run("route", "--out", tmp_path / "r", *FAST).exit_code == 0
+    res = run("export", "--crossbar", "32x32", "--routed", tmp_path / "r", "--out", tmp_path / "e")
+    assert res.exit_code == 2 and "layout of another design" in res.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["export", "--formats", "pdf"], "unknown netlist format"),
+    (["export", "--encoding", "signed"], "encoding must be one of"),
+    (["map", "--crossbar", "64by64"], "bad crossbar size"),
+    (["map", "--model", "resnet9000"], "unknown model"),
+    (["route", "--design", "nowhere.json"], "no design file"),
+    (["route", "--route-gcell-um", "5"], "No such option"),
+    (["route", "--set", "route.gcell_um=5"], "tech file"),
+    (["route", "--design", "x", "--checkpoint", "y"], "not both"),
+])
+def test_bad_options_are_clear_errors(tmp_path, args, needle):
+    res = run(*args, "--out", tmp_path / "o")
+    assert res.exit_code == 2 and needle in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_route_stage_reads_a_design_file_and_writes_reports_with_the_dense_ratio(tmp_path):
+    import json
+
+    import torch
+    from torch import nn
+
+    from group_scissor.physical import route_stage, technology
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+    from netlists import write_json as write_netlist
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 10))
+    with torch.no_grad():
+        model[0].weight[:, :20] = 0  # inputs 0..19 deleted: a row block of tiles disappears
+    mapped = map_model(model, CrossbarSpec(16, 16), (40,))
+    tech = technology(mapped.spec)
+    write_netlist(mapped, tmp_path / "m" / "design.json", technology=tech)
+    write_netlist(mapped.dense_baseline().design, tmp_path / "m" / "dense.json", weights="none",
+                  technology=tech)
+    rep = route_stage(tmp_path / "m", tmp_path, PlaceConfig(method="fast"),
+                      {"method": "negotiated"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "congestion.png", "dense_congestion.png", "dense_floorplan.png", "floorplan.png", "m",
+        "metrics.json", "placement.json", "routed.json", "routes.json", "routing.json"]
+    disk = json.loads((tmp_path / "routing.json").read_text())
+    assert disk["wirelength"] == rep["wirelength"] and disk["overflow"] == 0
+    assert disk["routing_area_ratio"] == pytest.approx(
+        rep["routing_area_um2"] / rep["dense"]["routing_area_um2"])
+    assert 0 < disk["routing_area_ratio"] < 1
+    assert len(json.loads((tmp_path / "routes.json").read_text())["nets"]) == len(
+        mapped.design.nets)
