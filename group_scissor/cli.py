@@ -203,8 +203,24 @@ def list_models() -> None:
                    f"dataset {i.default_dataset or '-'}")
 
 
-def main() -> None:
-    app(prog_name="group-scissor")
+def main() -> int:
+    """The console script: click's own usage errors (an unknown option, a missing value) are
+    reported like every other error, ``error: ...`` with exit code 2."""
+    usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, as typer ships it
+
+    try:
+        rv = app(prog_name="group-scissor", standalone_mode=False)
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare ``group-scissor``: the help
+            typer.echo(e.format_message(), err=True)
+            return 2
+        where = e.ctx.command_path if e.ctx is not None else "group-scissor"
+        typer.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

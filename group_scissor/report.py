@@ -60,10 +60,12 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "wire_ratio": wires.get("wire_ratio"),
         "routing_area_ratio": routing.get("routing_area_ratio"),
         "routing_area_um2": routing.get("routing_area_um2"),
-        "wirelength": routing.get("wirelength"), "lower_bound": routing.get("lower_bound"),
-        # the bound valid for any routing (lower_bound is the routed trees' length for
-        # multi-pin nets); older routing.json files lack it
-        "signal_bound": routing.get("signal_bound", routing.get("lower_bound")),
+        "dense_area_um2": mapping.get("baseline", {}).get("area_um2"),
+        "dense_routing_area_um2": routing.get("dense", {}).get("routing_area_um2"),
+        "wirelength": routing.get("wirelength"),
+        # lower_bound: the routed trees' own length (multi-pin nets); signal_bound: a bound
+        # that holds for any routing of this placement
+        "lower_bound": routing.get("lower_bound"), "signal_bound": routing.get("signal_bound"),
         "congestion": {"max": routing.get("max_congestion"),
                        "mean": routing.get("mean_congestion"),
                        "overflow": routing.get("overflow")},
@@ -71,6 +73,10 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "stage_seconds": {k: v.get("seconds") for k, v in records.items()},
         "config": cfg.to_dict(),
     }
+
+
+def _sum(a, b):
+    return None if a is None or b is None else a + b
 
 
 def _ratio(a, b):
@@ -116,17 +122,28 @@ def report_markdown(rep: dict, out: Path) -> str:
         lines.append(f"| {layer['name']} | {shape} | {rank} | {layer['n_crossbars']} | "
                      f"{layer['cells']} | {layer['wires']} ({layer['dense_wires']}) |")
     c = rep["congestion"]
-    lines += ["", "## Routing", "",
-              f"Wirelength {rep['wirelength']} track-gcells (lower bound "
-              f"{rep.get('signal_bound', rep['lower_bound'])}), "
-              f"routing area {_num(rep['routing_area_um2'])} um2; congestion max "
+    total = _sum(rep["area_um2"], rep["routing_area_um2"])
+    dense_total = _sum(rep.get("dense_area_um2"), rep.get("dense_routing_area_um2"))
+    gap = _ratio(rep["wirelength"], rep["signal_bound"])
+    lines += ["", "## Area", "",
+              "| | crossbars (um2) | routing (um2) | total (um2) |", "|---|---|---|---|",
+              f"| dense baseline | {_num(rep.get('dense_area_um2'))} | "
+              f"{_num(rep.get('dense_routing_area_um2'))} | {_num(dense_total)} |",
+              f"| Group Scissor | {_num(rep['area_um2'])} | {_num(rep['routing_area_um2'])} | "
+              f"{_num(total)} ({_pct(_ratio(total, dense_total))} of dense) |",
+              "", "## Routing", "",
+              f"Wirelength {rep['wirelength']} track-gcells, {_num(gap)}x the bound that holds "
+              f"for any routing of this placement ({rep['signal_bound']}); routing area "
+              f"{_num(rep['routing_area_um2'])} um2; congestion max "
               f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks.", "",
               "## Run time per stage (s)", "",
               " | ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), "", "## Plots", ""]
     for title, rel in (("Cells per layer", "area_per_layer.png"),
                        ("Rank history", "2-clip/ranks.png"), ("Deleted groups", "3-prune/tiles.png"),
                        ("Floorplan", "5-route/floorplan.png"),
-                       ("Congestion", "5-route/congestion.png")):
+                       ("Congestion", "5-route/congestion.png"),
+                       ("Dense baseline floorplan", "5-route/dense_floorplan.png"),
+                       ("Dense baseline congestion", "5-route/dense_congestion.png")):
         if (out / rel).is_file():
             lines.append(f"![{title}]({rel})")
     return "\n".join(lines) + "\n"

@@ -280,7 +280,7 @@ def plot_floorplan(design: Design, placement: Placement, routing: Routing | None
     ax.set_ylabel("site y")
     ax.set_title(f"{len(design.units)} units on {w} x {h} sites"
                  + (f", wirelength {routing.wirelength}" if routing is not None else ""))
-    handles = [Patch(color=color[m], label=m) for m in mats[:20]]
+    handles = [Patch(color=color[m], alpha=0.45, label=m) for m in mats[:20]]  # as the tiles
     handles += [Patch(color="black", label="output unit"), Patch(color="red", label="input")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return _save(fig, path)
