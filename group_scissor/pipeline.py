@@ -36,6 +36,16 @@ from group_scissor.config import TECH_ROUTE_FIELDS, CompileConfig
 from group_scissor.resume import SCHEMA_VERSION
 
 STAGES = ("train", "clip", "prune", "map", "route", "export")
+STAGE_FILES = {
+    "train": ("checkpoint.pt", "metrics.json"),
+    "clip": ("checkpoint.pt", "ranks.json", "ranks.png", "mapping.json"),
+    "prune": ("checkpoint.pt", "wires.json", "tiles.png", "mapping.json"),
+    "map": ("design.json", "dense.json", "mapping.json", "mapping.csv", "mapping.txt"),
+    "route": ("routed.json", "placement.json", "routes.json", "routing.json", "floorplan.png",
+              "congestion.png", "dense_floorplan.png", "dense_congestion.png"),
+    "export": (),  # chip.json/.sp/.v as compile's ``formats`` ask
+}
+"""The files each stage writes besides stage.json and metrics.json (tests/test_contracts.py)."""
 TRAINING = ("train", "clip", "prune")
 """Stages that train in place and resume from resume.pt; the others replace their folder."""
 

@@ -1,0 +1,197 @@
+"""Contracts every stage and every settings section keeps (one suite over all of them, as
+scikit-learn's estimator checks):
+- a config section: every field documented, TOML round trip, a flag per field in each command;
+- a compile stage: its declared files and a metrics.json written; killed at any file write and
+  re-run, it ends identical to an uninterrupted run; a stage killed under other settings is
+  never taken for up to date; a copied run folder reads its own files.
+"""
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+
+import common.io
+from common.errors import ConfigError
+from group_scissor.config import CompileConfig, _dataclass_of
+from group_scissor.flags import _raw, field_docs, flags_for
+from group_scissor.pipeline import STAGE_FILES, STAGES
+from group_scissor.pipeline import compile as run_compile
+
+TINY = ["train.epochs=2", "clip_train.epochs=2", "clip.fine_tune_epochs=1",
+        "clip.tolerance_ramp_epochs=0", "clip.clip_interval=10", "prune_train.epochs=2",
+        "prune.fine_tune_epochs=1", "prune.lambda_=0.05", "train.batch_size=256",
+        "clip_train.batch_size=256", "prune_train.batch_size=256"]
+SECTIONS = [f.name for f in fields(CompileConfig)
+            if _dataclass_of(typing.get_type_hints(CompileConfig)[f.name])]
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section", [None, *SECTIONS])
+def test_every_setting_is_documented(section):
+    cls = CompileConfig if section is None else _dataclass_of(
+        typing.get_type_hints(CompileConfig)[section])
+    docs = field_docs(cls)
+    missing = [f.name for f in fields(cls) if not docs.get(f.name)]
+    assert not missing, f"{cls.__name__}: fields without a docstring: {missing}"
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_a_section_changed_in_every_field_round_trips_through_toml(tmp_path, section):
+    # flip every switch and move every seed and epoch count; the TOML written must load back
+    base = CompileConfig()
+    sub = getattr(base, section)
+    overrides = []
+    for f in fields(sub):
+        v = getattr(sub, f.name)
+        if isinstance(v, bool):
+            overrides.append(f"{section}.{f.name}={'false' if v else 'true'}")
+        elif isinstance(v, int) and f.name in ("seed", "epochs", "eval_batch_size"):
+            overrides.append(f"{section}.{f.name}={v + 1}")
+    try:
+        cfg = CompileConfig.load(None, overrides)
+    except ConfigError:  # a combination this section refuses: the defaults still round-trip
+        cfg = base
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert CompileConfig.load(tmp_path / "c.toml") == cfg
+
+
+@pytest.mark.parametrize("sections", [("train",), ("clip_train", "clip"),
+                                      ("prune_train", "prune"), ("place", "route"),
+                                      tuple(SECTIONS)])
+def test_flags_are_unique_and_every_key_is_a_setting(sections):
+    flags = flags_for(("model", "dataset", "crossbar"), sections)
+    names = [f.flag for f in flags]
+    assert len(names) == len(set(names))
+    for f in flags:  # each flag is a --set key the schema takes (defaults: a no-op)
+        section, _, leaf = f.key.rpartition(".")
+        value = getattr(getattr(CompileConfig(), section) if section else CompileConfig(), leaf)
+        if value is not None and not isinstance(value, dict | tuple | list):
+            CompileConfig.load(None, [f"{f.key}={_raw(value)}"])
+
+
+def test_a_bad_setting_fails_before_any_training(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="fc9"):
+        run_compile(CompileConfig.load(None, TINY + ['prune.layers=["fc9"]']),
+                    tmp_path, progress=False, log=lambda m: None)
+    with pytest.raises(ConfigError, match="fine_tune_epochs"):
+        run_compile(CompileConfig.load(None, TINY + ["prune.fine_tune_epochs=5"]),
+                    tmp_path, progress=False, log=lambda m: None)
+    assert time.perf_counter() - start < 5
+    assert not any(tmp_path.iterdir())  # nothing written, no stage.pending left behind
+
+
+# ---- stages -----------------------------------------------------------------------------------
+
+def _digest(out: Path) -> dict:
+    """What must be identical between two runs of the same settings: weights, designs,
+    layouts, netlists, reports (less the run times)."""
+    d = {}
+    for stage in ("1-train", "2-clip", "3-prune"):
+        sd = torch.load(out / stage / "checkpoint.pt", weights_only=True)
+        d[stage] = hashlib.sha256(b"".join(v.numpy().tobytes() for v in sd.values())).hexdigest()
+    for rel in ("4-map/design.json", "4-map/dense.json", "5-route/routed.json",
+                "5-route/placement.json", "5-route/routes.json", "6-export/chip.json",
+                "6-export/chip.sp", "6-export/chip.v"):
+        d[rel] = hashlib.sha256((out / rel).read_bytes()).hexdigest()
+    for rel in ("5-route/routing.json", "report.json"):
+        doc = json.loads((out / rel).read_text())
+        for k in ("seconds", "stage_seconds"):
+            doc.pop(k, None)
+        d[rel] = doc
+    return d
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    run_compile(CompileConfig.load(None, TINY), out, progress=False, log=lambda m: None)
+    return out
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_writes_its_declared_files_and_metrics(clean_run, stage):
+    folder = clean_run / f"{STAGES.index(stage) + 1}-{stage}"
+    for name in ("stage.json", "metrics.json", *STAGE_FILES[stage]):
+        assert (folder / name).is_file(), f"{stage}: {name} missing"
+    rec = json.loads((folder / "stage.json").read_text())
+    assert rec["metrics"] and rec["schema_version"] and rec["fingerprint"]
+    assert not list(clean_run.glob(".*.tmp")) and not list(folder.glob("stage.pending"))
+
+
+def test_a_copied_run_folder_reads_its_own_files(clean_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(clean_run, copy)
+    for stage in ("1-train", "2-clip", "3-prune"):  # records name files inside the folder only
+        rec = json.loads((copy / stage / "stage.json").read_text())
+        assert not Path(rec["metrics"]["checkpoint"]).is_absolute()
+    moved = tmp_path / "moved"
+    shutil.move(copy, moved)
+    log: list[str] = []
+    run_compile(CompileConfig.load(None, TINY), moved, progress=False, log=log.append)
+    assert sum("skipped" in m for m in log) == 6
+    assert _digest(moved) == _digest(clean_run)
+
+
+def test_a_stage_killed_under_other_settings_is_redone(clean_run, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    shutil.copytree(clean_run, out)
+    # re-run with another lambda, killed in the middle of the prune stage's training
+    other = CompileConfig.load(None, TINY + ["prune.lambda_=0.2"])
+    _kill_at_write(monkeypatch, lambda path: "3-prune" in str(path) and path.name == "resume.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run_compile(other, out, progress=False, log=lambda m: None)
+    monkeypatch.undo()
+    log: list[str] = []
+    run_compile(CompileConfig.load(None, TINY), out, progress=False, log=log.append)
+    assert "[3-prune] running" in log  # the killed stage is not up to date
+    assert _digest(out) == _digest(clean_run)
+
+
+def _kill_at_write(monkeypatch, when):
+    """Raise KeyboardInterrupt (as kill would stop the run) at the first atomic write of a
+    file for which ``when(path)`` holds, before it lands."""
+    original = common.io.atomic_open
+
+    def dying(path, mode="w"):
+        if when(Path(path)):
+            raise KeyboardInterrupt
+        return original(path, mode)
+
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "atomic_open", None) is original:
+            monkeypatch.setattr(mod, "atomic_open", dying)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("nth", [1, 3])
+def test_kill_anywhere_then_rerun_ends_identical(clean_run, tmp_path, monkeypatch, stage, nth):
+    """Fault injection: kill compile at the nth file write of a stage (fresh run), re-run:
+    the result is bit-identical to the uninterrupted run."""
+    folder = f"{STAGES.index(stage) + 1}-{stage}"
+    count = {"n": 0}
+
+    def when(path):
+        if folder in str(path) or f".{folder}." in str(path):
+            count["n"] += 1
+            return count["n"] == nth
+        return False
+
+    out = tmp_path / "run"
+    _kill_at_write(monkeypatch, when)
+    with pytest.raises(KeyboardInterrupt):
+        run_compile(CompileConfig.load(None, TINY), out, progress=False, log=lambda m: None)
+    monkeypatch.undo()
+    assert not (out / folder / "stage.json").exists()
+    run_compile(CompileConfig.load(None, TINY), out, progress=False, log=lambda m: None)
+    assert _digest(out) == _digest(clean_run)
