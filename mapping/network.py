@@ -7,6 +7,7 @@
 """
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,6 +178,8 @@ def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
         raise ConfigError("map_model needs input_shape, one sample without the batch, "
                          "e.g. (1, 28, 28); for registered models use models.info(name).input_shape")
     layers = extract(model, input_shape)
+    _warn_if_large(sum(_n_tiles(*m.weights.shape, spec) for layer in layers
+                       for m in layer.matrices), spec)
     sources = {m.name: m for layer in layers for m in layer.matrices}
     mapped = [MappedLayer(
         layer.name, layer.kind, layer.shape, layer.rank,
@@ -188,6 +191,20 @@ def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
     net.baseline = Baseline(dense.n_crossbars, dense.cells, dense.area_um2, len(dense.nets),
                             dense.total_wires)
     return net
+
+
+LARGE_DESIGN_TILES = 20_000
+"""Tiles above which a design takes the flow more than seconds (LeNet on 2x2 crossbars: 165k
+tiles, 433k nets, 12 s and 580 MB to map alone; place and route grow faster)."""
+
+
+def _warn_if_large(tiles: int, spec: CrossbarSpec) -> None:
+    if tiles > LARGE_DESIGN_TILES:
+        warnings.warn(
+            f"this design has {tiles:,} crossbar tiles of {spec.rows}x{spec.cols}; mapping, "
+            "placing and routing it takes minutes and GBs of memory. If the crossbar size is a "
+            "typo, use a larger one (e.g. 64x64 or 128x128); otherwise expect the wait.",
+            stacklevel=3)
 
 
 def _n_tiles(n: int, m: int, spec: CrossbarSpec) -> int:

@@ -290,3 +290,12 @@ def test_reports(tmp_path):
     assert json.loads(paths["json"].read_text())["model"] == "lenet"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "mapping.csv", "mapping.json", "mapping.txt"]
+
+
+def test_a_design_too_large_for_seconds_warns_and_says_what_to_do(monkeypatch):
+    import mapping.network
+
+    model = nn.Sequential(nn.Linear(16, 16))
+    monkeypatch.setattr(mapping.network, "LARGE_DESIGN_TILES", 3)
+    with pytest.warns(UserWarning, match=r"4 crossbar tiles of 8x16.*use a larger one"):
+        map_model(model, CrossbarSpec(8, 16), (16,))
