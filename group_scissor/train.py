@@ -317,12 +317,16 @@ class Trainer:
         acc = self.history[-1]["test_accuracy"] if self.history else float("nan")
         return TrainResult(self.module, self.history, acc, self.out_dir)
 
-    def _diverged(self, value: float) -> None:
+    def _diverged(self, value: float | None = None, what: str | None = None) -> None:
+        """Raise TrainingDiverged: the loss became ``value`` at the current step (not yet
+        counted), or ``what`` happened at the step just taken."""
         where = (f"kept at {self.out_dir / 'checkpoint.pt'}" if self.out_dir and self.epoch
                  else "none was written yet")
+        what = what or f"the loss became {value}"
+        step = self.step + 1 if value is not None else self.step
         raise TrainingDiverged(
-            f"training diverged: the loss became {value} at epoch {self.epoch + 1}, step "
-            f"{self.step + 1}. The last good checkpoint (epoch {self.epoch}) is {where}. Lower the "
+            f"training diverged: {what} at epoch {self.epoch + 1}, step "
+            f"{step}. The last good checkpoint (epoch {self.epoch}) is {where}. Lower the "
             f"learning rate (it was {self.optimizer.param_groups[0]['lr']:.4g} at that step; peak "
             f"{self.config.lr}"
             + (f", {self.config.restart_lr} after the restart" if self.config.restart_epoch else "")
@@ -358,6 +362,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume: {path} does not exist. Run without --resume "
                                   "to start a new run in this directory.")
         ckpt = load_checkpoint(path)
+        _check_resume_state(path, ckpt)
         # settings added since the run was saved count as their defaults (that is what it used)
         defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
         saved = {k: v for k, v in {**defaults, **ckpt["config"]}.items()
@@ -378,7 +383,12 @@ class Trainer:
         for cb in self.callbacks:
             cb.load_state_dict(states.get(cb.name, {}))
         self.rebuild_optimizer()
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"cannot resume {path}: its optimizer state does not fit the "
+                                  f"model ({type(e).__name__}: {str(e)[:200]}). Pass --force to "
+                                  "start over, or choose another --out.") from None
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
 
     def _check_run(self, path: Path, ckpt: dict) -> None:
@@ -401,6 +411,35 @@ class Trainer:
                 f"cannot resume {path}: it was started with other settings ({explain(diff)}). "
                 "Resume with the settings it was started with, pass --force to start over, or "
                 "choose another --out.")
+
+
+RESUME_KEYS = {"model": dict, "optimizer": dict, "epoch": int, "step": int, "history": list,
+               "config": dict}
+"""What every resume.pt holds (Trainer._save), with its type."""
+
+
+def _check_resume_state(path: Path, ckpt: dict) -> None:
+    """``ckpt`` (loaded from ``path``) has the structure Trainer._save writes, else a
+    CheckpointError saying what is wrong (a KeyError or TypeError deep in a resume otherwise)."""
+    from models.checkpoint import CheckpointError
+
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    wrong = [f"{k!r} is a {type(ckpt[k]).__name__}, not a {t.__name__}"
+             for k, t in RESUME_KEYS.items() if k in ckpt and not isinstance(ckpt[k], t)]
+    if not (missing or wrong):
+        wrong += [f"'{k}' is a {type(ckpt[k]).__name__}, not a dict" for k in ("callbacks", "run")
+                  if ckpt.get(k) is not None and not isinstance(ckpt[k], dict)]
+        if not all(isinstance(h, dict) for h in ckpt["history"]):
+            wrong.append("'history' holds entries that are not dicts")
+    if not (missing or wrong):
+        return
+    if missing and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        what = "holds model weights only (a checkpoint.pt?), not the state of a run"
+    else:
+        what = "is not the resume state of a run: " + "; ".join(
+            ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + wrong)
+    raise CheckpointError(f"cannot resume {path}: it {what}. It was damaged or replaced; pass "
+                          "--force to start over, or choose another --out.")
 
 
 def _init_distributed() -> tuple[int, int]:
