@@ -75,7 +75,8 @@ class TrainConfig:
     """Linear warm-up from 0 to ``restart_lr`` over this many epochs after the restart (0: jump
     straight to it; a jump far above the first cycle's end can diverge)."""
     seed: int = 0
-    """Seeds batch order and augmentation (the caller seeds the model init with it too)."""
+    """Seeds batch order and augmentation (the caller seeds the model init with it too); in
+    [0, 2**63)."""
     eval_batch_size: int = 1000
     """Batch size for evaluation (no effect on results)."""
 
@@ -100,6 +101,8 @@ class TrainConfig:
              "restart_warmup_epochs must be >= 0 and shorter than the restart cycle (epochs - "
              f"restart_epoch), with restart_epoch > 0; got {self.restart_warmup_epochs}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (0 <= self.seed < 2**63, f"seed must be a whole number in [0, 2**63) (what "
+             f"torch.manual_seed takes), got {self.seed}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -263,7 +266,7 @@ class Trainer:
         self.module.train()
         while self.epoch < c.epochs:
             start = time.perf_counter()
-            gen = torch.Generator().manual_seed(c.seed * 1_000_003 + self.epoch)
+            gen = torch.Generator().manual_seed((c.seed * 1_000_003 + self.epoch) % 2**64)
             perm = torch.randperm(len(train), generator=gen)
             perm = perm[: len(perm) // self.world * self.world][self.rank::self.world]
             for cb in self.callbacks:

@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from common.errors import UserError
+from common.errors import ConfigError, UserError
 from group_scissor.cli import app
 from group_scissor.compress import ClipStageConfig, clip_stage
+from group_scissor.config import CompileConfig
 from group_scissor.distill import DistillConfig
 from group_scissor.prune import PruneConfig, prune_stage
 from group_scissor.stages import train_stage
@@ -84,6 +85,8 @@ def test_a_directory_where_a_file_belongs_is_named_a_directory(tmp_path):
     with pytest.raises(UserError, match="is a directory"):
         clip_stage("lenet", "digits", None, TWO, ClipStageConfig(), tmp_path / "o",
                    distill=DistillConfig(str(tmp_path / "run")), progress=False)
+    with pytest.raises(ConfigError, match="is a directory"):
+        CompileConfig.load(tmp_path / "run")
 
 
 @pytest.fixture
@@ -113,3 +116,28 @@ def test_a_damaged_resume_state_is_a_clear_error(stopped_run, damage):
     torch.save(state, out / "resume.pt")
     with pytest.raises(CheckpointError, match=r"resume\.pt.*(--force|another --out)"):
         Trainer(fresh(), data, TWO, out, progress=False).fit(resume=True)
+
+
+# ---- 3. output folders and disk errors --------------------------------------------------------
+
+
+def test_a_deeply_nested_toml_config_is_a_config_error(tmp_path):
+    cfg = tmp_path / "chip.toml"
+    cfg.write_text("model = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested"):
+        CompileConfig.load(cfg)
+    with pytest.raises(ConfigError, match="nested"):
+        CompileConfig.load(None, ["prune.lambda_=" + "{a = " * 5000 + "1" + "}" * 5000])
+
+
+# ---- 4. settings checked before any data or training -------------------------------------------
+
+def test_seed_out_of_range_is_a_config_error(tmp_path):
+    for seed in (2**70, 2**63, -1):
+        with pytest.raises(ConfigError, match="seed"):
+            TrainConfig(seed=seed)
+    assert_clean_error(run("train", "--dataset", "digits", "--seed", 2**70, "--out", tmp_path),
+                       "seed")
+    # the largest valid seed trains (batch order and augmentation seeds derive from it)
+    cfg = TrainConfig(epochs=1, batch_size=256, seed=2**63 - 1)
+    assert Trainer(fresh(), small_digits(64), cfg, progress=False).fit().history
