@@ -16,6 +16,7 @@ Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gl
 takes an equal shard of the epoch's permutation and a batch of batch_size / world_size.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import ConfigError, UserError
-from common.io import save_torch, write_json
+from common.io import folder_lock, save_torch, write_json
 from group_scissor.data import Dataset, augment_batch
 from group_scissor.resume import explain, run_diff, run_json
 
@@ -255,6 +256,15 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
+        """Train (or, with ``resume``, continue the run in ``out_dir``) to ``config.epochs``.
+        ``out_dir`` is locked for the whole run (common.io.folder_lock): a second run into it
+        fails at once instead of interleaving its files with this one's."""
+        lock = (folder_lock(self.out_dir) if self.out_dir is not None and self.is_main
+                else contextlib.nullcontext())
+        with lock:
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         if resume:
             self._load_resume()
         if self.run is not None and self.out_dir is not None and self.is_main:
@@ -443,6 +453,14 @@ def _check_resume_state(path: Path, ckpt: dict) -> None:
             ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + wrong)
     raise CheckpointError(f"cannot resume {path}: it {what}. It was damaged or replaced; pass "
                           "--force to start over, or choose another --out.")
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 when not distributed), known before the process
+    group is set up: from the environment torchrun sets, as _init_distributed reads it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    return int(os.environ.get("RANK", "0"))
 
 
 def _init_distributed() -> tuple[int, int]:

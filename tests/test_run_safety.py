@@ -2,6 +2,11 @@
 input the user can fix, raised before the work it would waste, and a warning when a setting
 silently does nothing."""
 
+import errno
+import fcntl
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from common.errors import ConfigError, UserError
+from common.io import save_torch
 from group_scissor.cli import app
 from group_scissor.compress import ClipStageConfig, clip_stage
 from group_scissor.config import CompileConfig
@@ -34,6 +40,93 @@ def assert_clean_error(result, *needles):
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
     for n in needles:
         assert n in result.output, result.output
+
+
+def missing_mnist(tmp_path):
+    """Arguments naming a data set that is not there: an error about anything else came first."""
+    return dict(model_name="lenet", dataset="mnist", data_dir=tmp_path / "no-data")
+
+
+# ---- 1. one writer per run folder ------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from group_scissor.stages import train_stage
+from group_scissor.train import Callback, TrainConfig
+
+class Hold(Callback):
+    def on_train_begin(self, trainer):
+        print("training", flush=True)
+        time.sleep(600)
+
+train_stage("lenet", "digits", None, TrainConfig(epochs=1), Path(sys.argv[1]), progress=False,
+            callbacks=[Hold()])
+"""
+
+
+def test_a_second_run_into_a_busy_folder_fails_at_once_and_a_killed_one_does_not_block(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "training"
+        with pytest.raises(UserError, match=rf"in use by another run \(pid {holder.pid}\).*wait.*--out"):
+            train_stage("lenet", "digits", None, ONE, out, progress=False)
+        assert_clean_error(run("train", "--dataset", "digits", "--epochs", 1, "--out", out,
+                               "--force", "--quiet"), f"pid {holder.pid}")
+        for stage in (clip_stage, prune_stage):
+            cfg = ClipStageConfig() if stage is clip_stage else PruneConfig()
+            with pytest.raises(UserError, match=f"pid {holder.pid}"):
+                stage("lenet", "digits", None, TWO, cfg, out, force=True, progress=False)
+        assert not (out / "checkpoint.pt").exists()  # nobody wrote into the holder's folder
+    finally:
+        holder.kill()  # SIGKILL: no clean-up, the lock file stays behind
+        holder.wait()
+    assert (out / ".lock").read_text().split() == [str(holder.pid)]  # stale, informative only
+    res = train_stage("lenet", "digits", None, ONE, out, progress=False)
+    assert res.history and (out / "checkpoint.pt").is_file()
+    assert not (out / ".lock").exists()  # released (and removed) at the end
+
+
+def test_the_lock_is_released_when_the_run_fails(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train_stage("lenet", "digits", None, TWO, tmp_path / "a", progress=False,
+                    callbacks=[StopAt(1)])
+    assert not (tmp_path / "a" / ".lock").exists()
+    assert train_stage("lenet", "digits", None, TWO, tmp_path / "a", resume=True,
+                       progress=False).history
+    # a run refused before writing anything leaves no folder behind
+    with pytest.raises(UserError, match="shape"):
+        train_stage("convnet", "digits", None, ONE, tmp_path / "b", progress=False)
+    assert not (tmp_path / "b").exists()
+
+
+def test_only_rank_0_takes_the_lock_under_torchrun(tmp_path, monkeypatch):
+    from group_scissor.stages import run_folder
+
+    (tmp_path / ".lock").touch()
+    with open(tmp_path / ".lock") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # held by this open file: another holder for run_folder
+        with pytest.raises(UserError, match="in use"), run_folder(tmp_path, False, False):
+            pass
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", "1")
+        with run_folder(tmp_path, False, False):
+            pass
+
+
+# ---- 2. --resume --force ------------------------------------------------------------------------
+
+def test_resume_with_force_is_refused_before_anything_is_deleted(tmp_path):
+    (tmp_path / "resume.pt").write_bytes(b"the run's state")
+    with pytest.raises(ConfigError, match="--resume continues.*--force starts over.*pick one"):
+        train_stage("lenet", "digits", None, ONE, tmp_path, resume=True, force=True,
+                    progress=False)
+    assert_clean_error(run("train", "--dataset", "digits", "--out", tmp_path, "--resume",
+                           "--force"), "pick one")
+    assert (tmp_path / "resume.pt").read_bytes() == b"the run's state"
 
 
 # ---- 3./4. checkpoints: NaN, directories, damaged resume state -----------------------------------
@@ -119,6 +212,66 @@ def test_a_damaged_resume_state_is_a_clear_error(stopped_run, damage):
 
 
 # ---- 3. output folders and disk errors --------------------------------------------------------
+
+def unwritable(tmp_path) -> Path:
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        return tmp_path / "ro" / "run"
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no folder this (root) user cannot write into")
+    return Path("/sys/kernel/group-scissor-test/run")  # EPERM, even for root
+
+
+@pytest.mark.parametrize("where", ["unwritable", "long name"])
+def test_an_out_folder_that_cannot_be_made_is_refused_before_loading_data(tmp_path, where):
+    out = unwritable(tmp_path) if where == "unwritable" else tmp_path / ("x" * 300) / "run"
+    needle = "cannot create" if where == "unwritable" else "longer than"
+    for call in (lambda: train_stage(**missing_mnist(tmp_path), cfg=ONE, out=out),
+                 lambda: clip_stage(**missing_mnist(tmp_path), train_cfg=TWO,
+                                    clip_cfg=ClipStageConfig(), out=out),
+                 lambda: prune_stage(**missing_mnist(tmp_path), train_cfg=TWO,
+                                     prune_cfg=PruneConfig(), out=out)):
+        with pytest.raises(UserError, match=needle):
+            call()
+    assert_clean_error(run("train", "--dataset", "digits", "--out", out), "--out")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                  errno.ENAMETOOLONG])
+def test_a_failed_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch, code):
+    def fail(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    target = tmp_path / "checkpoint.pt"
+    with pytest.raises(UserError, match=str(target)) as e:
+        save_torch(target, {"w": torch.zeros(3)})
+    assert isinstance(e.value, OSError) and e.value.errno == code
+    assert os.listdir(tmp_path) == []
+
+
+def test_other_write_errors_stay_plain(tmp_path, monkeypatch):
+    def fail(fd):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError) as e:
+        save_torch(tmp_path / "x.pt", {})
+    assert not isinstance(e.value, UserError) and os.listdir(tmp_path) == []
+
+
+def test_disk_full_while_writing_a_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
+    real = os.fsync
+
+    def fsync(fd):  # the disk fills up as the resume state is written
+        if ".resume.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert_clean_error(run("train", "--dataset", "digits", "--epochs", 1, "--batch-size", 256,
+                           "--out", tmp_path, "--quiet"), "no space left", "resume.pt")
+    assert sorted(os.listdir(tmp_path)) == ["config.json"]  # no partial file, no temporary
 
 
 def test_a_deeply_nested_toml_config_is_a_config_error(tmp_path):
