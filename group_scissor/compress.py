@@ -68,6 +68,9 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     """Factorize ``model_name`` (from ``checkpoint``), train with rank clipping, write
     checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report. ``distill``:
     also learn from a teacher's soft outputs (group_scissor.distill)."""
+    from mapping.spec import CrossbarSpec
+
+    CrossbarSpec.parse(crossbar, encoding=encoding)  # the report's crossbar: fail before training
     check_fine_tune_epochs(clip_cfg.fine_tune_epochs, train_cfg.epochs,
                            "rank clipping needs epochs that clip")
     teacher = distillation(distill, model_name) if distill else None  # a bad one fails first

@@ -98,9 +98,10 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr,
                                   prune_cfg.fine_tune_warmup_epochs)
     with run_folder(out, resume, force) as out:
-        model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
+        # bad layer names or per-layer lambdas fail before the data is loaded
+        model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint,
+                              check=lambda m: grouped_matrices(m, spec.rows, spec.lcols, prune_cfg))
         input_shape = models.info(model_name).input_shape
-        grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now
         before = _totals(_map(model, spec, input_shape))
         gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
         meta = {"model": model_name, "dataset": data.name, "stage": "prune"}

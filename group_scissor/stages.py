@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,19 +17,26 @@ from group_scissor.train import TrainConfig, Trainer, TrainResult, process_rank
 
 
 def prepare(model_name: str, dataset: str, data_dir, seed: int,
-            checkpoint: str | os.PathLike | None = None) -> tuple[nn.Module, Dataset]:
-    """Seeded model (optionally loaded from ``checkpoint``) and its data, checked to fit."""
+            checkpoint: str | os.PathLike | None = None,
+            check: Callable[[nn.Module], object] | None = None) -> tuple[nn.Module, Dataset]:
+    """Seeded model (optionally loaded from ``checkpoint``) and its data, checked to fit.
+    ``check(model)`` runs before the data is loaded: settings that name parts of the model
+    fail before that work. (The data sets draw no global random numbers, so loading them after
+    the model leaves the seeded stream as it was.)"""
     from models.checkpoint import load_model
 
     info = models.info(model_name)  # unknown name -> clear error
+    torch.manual_seed(seed)
+    model = load_model(model_name, checkpoint)
+    if check is not None:
+        check(model)
     data = load_dataset(dataset, data_dir)
     if tuple(info.input_shape) != data.input_shape:
         raise ConfigError(
             f"model {model_name!r} takes inputs of shape {info.input_shape} but dataset "
             f"{dataset!r} has {data.input_shape}; use it with '--dataset "
             f"{info.default_dataset or '...'}' or register a model for this data set.")
-    torch.manual_seed(seed)
-    return load_model(model_name, checkpoint), data
+    return model, data
 
 
 def check_fine_tune_warmup(what: str, cfg) -> None:

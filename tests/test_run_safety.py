@@ -294,3 +294,20 @@ def test_seed_out_of_range_is_a_config_error(tmp_path):
     # the largest valid seed trains (batch order and augmentation seeds derive from it)
     cfg = TrainConfig(epochs=1, batch_size=256, seed=2**63 - 1)
     assert Trainer(fresh(), small_digits(64), cfg, progress=False).fit().history
+
+
+def test_an_unknown_layer_lambda_is_refused_before_loading_data(tmp_path):
+    cfg = PruneConfig(lambda_={"*": 0.1, "bogus": 1.0, "fc1": 0.2})
+    with pytest.raises(ConfigError, match=r"'bogus'.*conv1.*fc1"):
+        prune_stage(**missing_mnist(tmp_path), train_cfg=TWO, prune_cfg=cfg, out=tmp_path / "o")
+    assert_clean_error(run("prune", "--dataset", "digits", "--layer-lambda", "bogus=1",
+                           "--epochs", 2, "--out", tmp_path / "p"), "bogus", "fc2")
+
+
+@pytest.mark.parametrize("crossbar,encoding", [("0x0", "differential"), ("64x64", "bogus")])
+def test_a_bad_crossbar_is_refused_before_loading_data(tmp_path, crossbar, encoding):
+    for stage, cfg in ((clip_stage, ClipStageConfig()), (prune_stage, PruneConfig())):
+        with pytest.raises(ConfigError, match="CrossbarSpec"):
+            stage(**missing_mnist(tmp_path), train_cfg=TWO, out=tmp_path / "o",
+                  crossbar=crossbar, encoding=encoding, **{
+                      "clip_cfg" if stage is clip_stage else "prune_cfg": cfg})
