@@ -2,6 +2,7 @@
 a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
             tolerance=clip_cfg.tolerance, clip_interval=clip_cfg.clip_interval,
             layers=tuple(low_rank_layers(model)), last_clip_step=max(last, 0),
             tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * per_epoch)))
+        if trainer.is_main:
+            warn_if_never_clips(clip_cfg, train_cfg.epochs, per_epoch, clip.config.last_clip_step)
         trainer.callbacks.append(clip)
         reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
         if reg is not None:
@@ -112,6 +115,20 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
             result.extra["mapping"] = map_report(result.model, model_name, out, crossbar,
                                                  encoding)
         return result
+
+
+def warn_if_never_clips(cfg: ClipStageConfig, epochs: int, per_epoch: int, last: int) -> None:
+    """Warn when no optimizer step of the run is a clip step (clips come every
+    ``clip_interval`` steps up to ``last``): the stage would merely train low-rank pairs."""
+    if cfg.clip_interval <= last:
+        return
+    clipping = epochs - cfg.fine_tune_epochs
+    warnings.warn(
+        f"rank clipping will never clip: --clip-interval ({cfg.clip_interval}) is longer than the "
+        f"{last} optimizer steps that may clip ({clipping:g} x {per_epoch} steps per epoch"
+        + (f", before {cfg.fine_tune_epochs:g} fine-tune epochs" if cfg.fine_tune_epochs else "")
+        + f"), so the ranks stay as loaded. Lower --clip-interval to at most {max(last, 1)} "
+        f"(e.g. {max(last // 5, 1)}), or raise --epochs.", UserWarning, stacklevel=3)
 
 
 def merge_unprofitable(model) -> list[str]:

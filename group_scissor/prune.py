@@ -26,6 +26,7 @@ wire a live output-wire group, so input_wires = input_groups - zero_input_groups
 """
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -130,7 +131,22 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
                                               "wires": wires["total"]["wires"],
                                               "dense_wires": wires["dense_baseline"]["wires"]})
             result.extra["wires"] = wires
+            warn_if_nothing_deleted(gl.deleted, prune_cfg, gl.delete_step)
         return result
+
+
+def warn_if_nothing_deleted(deleted: dict | None, cfg: PruneConfig, regularized_steps: int) -> None:
+    """Warn when the deletion removed no group at all: the stage then only fine-tuned."""
+    groups = (deleted or {}).get("groups", {})
+    if sum(g["input"] + g["output"] for g in groups.values()):
+        return
+    lam = cfg.lambda_ if isinstance(cfg.lambda_, dict) else f"{cfg.lambda_:g}"
+    warnings.warn(
+        f"the group Lasso deleted no group: lambda {lam} over {regularized_steps} regularized "
+        f"steps left no group's norm under the threshold ({cfg.threshold:g}, "
+        f"{cfg.threshold_mode}), so no wire was removed. Raise --lambda (e.g. 10x; it shrinks a "
+        "group by at most lr x lambda per step) or train longer (--epochs).",
+        UserWarning, stacklevel=3)
 
 
 def _map(model, spec, input_shape):

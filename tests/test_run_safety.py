@@ -311,3 +311,18 @@ def test_a_bad_crossbar_is_refused_before_loading_data(tmp_path, crossbar, encod
             stage(**missing_mnist(tmp_path), train_cfg=TWO, out=tmp_path / "o",
                   crossbar=crossbar, encoding=encoding, **{
                       "clip_cfg" if stage is clip_stage else "prune_cfg": cfg})
+
+
+# ---- 5. settings that would silently do nothing ----------------------------------------------------
+
+def test_a_clip_interval_longer_than_the_run_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"never clip.*clip.interval \(500\).*6 optimizer steps"):
+        clip_stage("lenet", "digits", None, ONE, ClipStageConfig(clip_interval=500),
+                   tmp_path, progress=False)
+
+
+def test_a_group_lasso_that_deletes_nothing_warns(tmp_path):
+    cfg = PruneConfig(lambda_=0.0, threshold=0.0, fine_tune_epochs=1)
+    with pytest.warns(UserWarning, match="deleted no group.*Raise --lambda"):
+        res = prune_stage("lenet", "digits", None, TWO, cfg, tmp_path, progress=False)
+    assert res.extra["wires"]["total"]["wires"] == res.extra["wires"]["before"]["wires"]
