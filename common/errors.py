@@ -15,3 +15,12 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """An invalid setting (out of range, wrong type, unknown name, inconsistent options)."""
+
+
+class OutputError(UserError, OSError):
+    """A file or folder cannot be written: no space, no permission, a read-only disk, a name too
+    long. The message names the path; ``errno`` is the system's."""
+
+
+class FolderInUseError(UserError, RuntimeError):
+    """Another process holds the lock on a run folder (it is writing a run there)."""

@@ -2,6 +2,7 @@
 a trained model to a compressed one, each writing its artifacts and metrics into ``out``."""
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from group_scissor.rank_clip import ClipConfig, RankClipping
 from group_scissor.stages import (
     check_fine_tune_epochs,
     check_fine_tune_warmup,
-    check_out_dir,
     fine_tune_restart,
     prepare,
+    run_folder,
 )
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 from models.lowrank import low_rank_layers, merge, ranks, to_low_rank
@@ -68,47 +69,66 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     """Factorize ``model_name`` (from ``checkpoint``), train with rank clipping, write
     checkpoint.pt, metrics.json, ranks.json, ranks.png and the mapper's report. ``distill``:
     also learn from a teacher's soft outputs (group_scissor.distill)."""
-    out = Path(out)
+    from mapping.spec import CrossbarSpec
+
+    CrossbarSpec.parse(crossbar, encoding=encoding)  # the report's crossbar: fail before training
     check_fine_tune_epochs(clip_cfg.fine_tune_epochs, train_cfg.epochs,
                            "rank clipping needs epochs that clip")
     teacher = distillation(distill, model_name) if distill else None  # a bad one fails first
-    check_out_dir(out, resume, force)
     train_cfg = fine_tune_restart(train_cfg, clip_cfg.fine_tune_epochs, clip_cfg.fine_tune_lr,
                                   clip_cfg.fine_tune_warmup_epochs)
-    model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
-    layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
-    if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
-        to_low_rank(model, layers)
-    meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
-    trainer = Trainer(model, data, train_cfg, out, meta=meta, progress=progress,
-                      run={**meta, "clip": clip_cfg, "distill": distill,
-                           "init_checkpoint": checkpoint})
-    per_epoch = trainer.steps_per_epoch  # the trainer's own count (per process under torchrun)
-    last = trainer.total_steps - round(clip_cfg.fine_tune_epochs * per_epoch)
-    clip = RankClipping(ClipConfig(
-        tolerance=clip_cfg.tolerance, clip_interval=clip_cfg.clip_interval,
-        layers=tuple(low_rank_layers(model)), last_clip_step=max(last, 0),
-        tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * per_epoch)))
-    trainer.callbacks.append(clip)
-    reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
-    if reg is not None:
-        trainer.callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
-    if teacher is not None:
-        trainer.callbacks.append(teacher)
-    trainer.run["last_clip_step"] = clip.config.last_clip_step  # moves with --epochs
-    result = trainer.fit(resume=resume)
-    result.is_main = trainer.is_main
-    if trainer.is_main:
-        clipped = ranks(result.model)
-        merged = merge_unprofitable(result.model)
-        if merged:  # the final weights, with those layers dense again
-            save_torch(out / "checkpoint.pt", result.model.state_dict())
-        write_json(out / "ranks.json", {"ranks": clipped, "history": clip.history,
-                                        "full_ranks": _full_ranks(model_name, layers),
-                                        "merged_back_to_dense": merged})
-        plot_ranks(clip.history, out / "ranks.png")
-        result.extra["mapping"] = map_report(result.model, model_name, out, crossbar, encoding)
-    return result
+    with run_folder(out, resume, force) as out:
+        model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
+        layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
+        if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
+            to_low_rank(model, layers)
+        meta = {"model": model_name, "dataset": data.name, "stage": "clip"}
+        trainer = Trainer(model, data, train_cfg, out, meta=meta, progress=progress,
+                          run={**meta, "clip": clip_cfg, "distill": distill,
+                               "init_checkpoint": checkpoint})
+        per_epoch = trainer.steps_per_epoch  # the trainer's own count (per process under torchrun)
+        last = trainer.total_steps - round(clip_cfg.fine_tune_epochs * per_epoch)
+        clip = RankClipping(ClipConfig(
+            tolerance=clip_cfg.tolerance, clip_interval=clip_cfg.clip_interval,
+            layers=tuple(low_rank_layers(model)), last_clip_step=max(last, 0),
+            tolerance_ramp_steps=round(clip_cfg.tolerance_ramp_epochs * per_epoch)))
+        if trainer.is_main:
+            warn_if_never_clips(clip_cfg, train_cfg.epochs, per_epoch, clip.config.last_clip_step)
+        trainer.callbacks.append(clip)
+        reg = make_regularizer(clip_cfg.regularizer, clip_cfg.reg_strength)
+        if reg is not None:
+            trainer.callbacks.append(ClipLimited(reg, clip.config.last_clip_step))
+        if teacher is not None:
+            trainer.callbacks.append(teacher)
+        trainer.run["last_clip_step"] = clip.config.last_clip_step  # moves with --epochs
+        result = trainer.fit(resume=resume)
+        result.is_main = trainer.is_main
+        if trainer.is_main:
+            clipped = ranks(result.model)
+            merged = merge_unprofitable(result.model)
+            if merged:  # the final weights, with those layers dense again
+                save_torch(out / "checkpoint.pt", result.model.state_dict())
+            write_json(out / "ranks.json", {"ranks": clipped, "history": clip.history,
+                                            "full_ranks": _full_ranks(model_name, layers),
+                                            "merged_back_to_dense": merged})
+            plot_ranks(clip.history, out / "ranks.png")
+            result.extra["mapping"] = map_report(result.model, model_name, out, crossbar,
+                                                 encoding)
+        return result
+
+
+def warn_if_never_clips(cfg: ClipStageConfig, epochs: int, per_epoch: int, last: int) -> None:
+    """Warn when no optimizer step of the run is a clip step (clips come every
+    ``clip_interval`` steps up to ``last``): the stage would merely train low-rank pairs."""
+    if cfg.clip_interval <= last:
+        return
+    clipping = epochs - cfg.fine_tune_epochs
+    warnings.warn(
+        f"rank clipping will never clip: --clip-interval ({cfg.clip_interval}) is longer than the "
+        f"{last} optimizer steps that may clip ({clipping:g} x {per_epoch} steps per epoch"
+        + (f", before {cfg.fine_tune_epochs:g} fine-tune epochs" if cfg.fine_tune_epochs else "")
+        + f"), so the ranks stay as loaded. Lower --clip-interval to at most {max(last, 1)} "
+        f"(e.g. {max(last // 5, 1)}), or raise --epochs.", UserWarning, stacklevel=3)
 
 
 def merge_unprofitable(model) -> list[str]:

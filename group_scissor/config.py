@@ -149,15 +149,17 @@ class CompileConfig:
         d: dict = {}
         if path is not None:
             p = Path(path)
+            if p.is_dir():
+                raise ConfigError(f"config file {p} is a directory; pass the TOML file.")
             if not p.is_file():
                 raise ConfigError(f"config file {p} does not exist")
             try:
                 d = tomllib.loads(p.read_text())
             except tomllib.TOMLDecodeError as e:
                 raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
-            except RecursionError:
-                raise ConfigError(f"config file {p} is nested too deeply to be a settings file") \
-                    from None
+            except RecursionError:  # tomllib parses nested arrays/tables recursively
+                raise ConfigError(f"config file {p} has arrays or tables nested too deeply to read; "
+                                  "a compile config needs one level of tables.") from None
         for item in overrides:
             key, sep, raw = item.partition("=")
             if not sep:
@@ -169,7 +171,11 @@ class CompileConfig:
                 if not isinstance(target, dict):
                     raise ConfigError(f"--set {item!r}: {'.'.join(parents[:i + 1])} is a single "
                                      "value, not a table of settings")
-            target[leaf] = _parse_value(raw.strip(), _field_type(cls, parents, leaf))
+            try:
+                target[leaf] = _parse_value(raw.strip(), _field_type(cls, parents, leaf))
+            except RecursionError:
+                raise ConfigError(f"--set {key.strip()}=...: the value has arrays or tables nested too "
+                                  "deeply to read.") from None
         return cls.from_dict(d)
 
     def to_toml(self) -> str:

@@ -90,13 +90,19 @@ def from_options(teacher, temperature: float, weight: float) -> DistillConfig | 
 
 def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
     """The callback for ``cfg``, its teacher loaded as registered model ``model_name``."""
-    from models.checkpoint import CheckpointError, load_model
+    from models.checkpoint import CheckpointError, NonFiniteCheckpoint, load_model
 
+    if Path(cfg.teacher).is_dir():
+        raise ConfigError(f"distillation teacher {cfg.teacher} is a directory; pass the "
+                         "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher, "
+                         f"e.g. {Path(cfg.teacher) / 'checkpoint.pt'}.")
     if not Path(cfg.teacher).is_file():
         raise ConfigError(f"distillation teacher {cfg.teacher} does not exist; pass the "
                          "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher.")
     try:
         teacher = load_model(model_name, cfg.teacher)
+    except NonFiniteCheckpoint as e:
+        raise ConfigError(f"--teacher: {e}") from None
     except CheckpointError as e:
         raise ConfigError(f"--teacher {cfg.teacher} is not a usable checkpoint of model "
                          f"{model_name!r}, the model being trained: the teacher must be the same "

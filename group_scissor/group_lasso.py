@@ -322,12 +322,24 @@ class GroupedMatrix:
 def grouped_matrices(model: nn.Module, rows: int, lcols: int,
                      config: GroupLassoConfig) -> list[GroupedMatrix]:
     """The matrices the mapper would map (mapping.extract.find_layers), restricted to
-    ``config.layers``; raises ValueError naming the valid names for an unknown one."""
+    ``config.layers``; raises ConfigError naming the valid names for an unknown one in
+    ``config.layers`` or among the keys of a per-layer ``config.lambda_`` (a typo there would
+    otherwise leave that matrix at the '*' strength, silently)."""
     from mapping.extract import find_layers
 
     found = [(m.name, lay.name, m.module) for lay in find_layers(model) for m in lay.matrices]
+    names = {x for n, lay, _ in found for x in (n, lay)}
+    if isinstance(config.lambda_, Mapping):
+        unknown = [k for k in config.lambda_ if k != "*" and k not in names]
+        if unknown:
+            layers = sorted({lay for n, lay, _ in found if n != lay})
+            raise ConfigError(
+                f"group Lasso: a lambda is given for {unknown}, but the model has no matrix or "
+                f"layer of that name; its matrices are: {', '.join(n for n, _, _ in found)}"
+                + (f" (layer names {', '.join(layers)} set both factors of a pair)" if layers
+                   else "") + "; '*' sets every other matrix. Check the spelling "
+                "(--layer-lambda NAME=VALUE).")
     if config.layers is not None:
-        names = {x for n, lay, _ in found for x in (n, lay)}
         unknown = [x for x in config.layers if x not in names]
         if unknown:
             raise ConfigError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "

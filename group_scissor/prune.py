@@ -26,6 +26,7 @@ wire a live output-wire group, so input_wires = input_groups - zero_input_groups
 """
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,9 +40,9 @@ from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, grouped_matr
 from group_scissor.stages import (
     check_fine_tune_epochs,
     check_fine_tune_warmup,
-    check_out_dir,
     fine_tune_restart,
     prepare,
+    run_folder,
 )
 from group_scissor.train import TrainConfig, Trainer, TrainResult
 
@@ -91,46 +92,61 @@ def prune_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
     ``result.extra['wires']`` holds wires.json."""
     from mapping.spec import CrossbarSpec
 
-    out = Path(out)
     spec = CrossbarSpec.parse(crossbar, encoding=encoding)
     check_fine_tune_epochs(prune_cfg.fine_tune_epochs, train_cfg.epochs,
                            "the group Lasso needs regularized epochs")
     teacher = [distillation(distill, model_name)] if distill else []  # a bad one fails first
-    check_out_dir(out, resume, force)
     train_cfg = fine_tune_restart(train_cfg, prune_cfg.fine_tune_epochs, prune_cfg.fine_tune_lr,
                                   prune_cfg.fine_tune_warmup_epochs)
-    model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
-    input_shape = models.info(model_name).input_shape
-    grouped_matrices(model, spec.rows, spec.lcols, prune_cfg)  # bad layer names fail now
-    before = _totals(_map(model, spec, input_shape))
-    gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
-    meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
-    callbacks = [gl] + teacher
-    trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
-                      progress=progress,
-                      run={**meta, "prune": prune_cfg, "crossbar": spec,
-                           "distill": distill, "init_checkpoint": checkpoint})
-    gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
-                                                 * trainer.steps_per_epoch)
-    trainer.run["delete_step"] = gl.delete_step
-    result = trainer.fit(resume=resume)
-    result.is_main = trainer.is_main
-    if trainer.is_main:
-        from mapping.report import write_reports
+    with run_folder(out, resume, force) as out:
+        # bad layer names or per-layer lambdas fail before the data is loaded
+        model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint,
+                              check=lambda m: grouped_matrices(m, spec.rows, spec.lcols, prune_cfg))
+        input_shape = models.info(model_name).input_shape
+        before = _totals(_map(model, spec, input_shape))
+        gl = GroupLasso(prune_cfg.group_lasso(), spec.rows, spec.lcols, input_shape=input_shape)
+        meta = {"model": model_name, "dataset": data.name, "stage": "prune"}
+        callbacks = [gl] + teacher
+        trainer = Trainer(model, data, train_cfg, out, callbacks=callbacks, meta=meta,
+                          progress=progress,
+                          run={**meta, "prune": prune_cfg, "crossbar": spec,
+                               "distill": distill, "init_checkpoint": checkpoint})
+        gl.delete_step = trainer.total_steps - round(prune_cfg.fine_tune_epochs
+                                                     * trainer.steps_per_epoch)
+        trainer.run["delete_step"] = gl.delete_step
+        result = trainer.fit(resume=resume)
+        result.is_main = trainer.is_main
+        if trainer.is_main:
+            from mapping.report import write_reports
 
-        mapped = _map(result.model, spec, input_shape)
-        wires = {**wire_report(mapped), "before": before, "deleted": gl.deleted}
-        write_json(out / "wires.json", wires)
-        plot_tiles(mapped, out / "tiles.png")
-        write_reports(mapped, out, {"model": model_name, "stage": "prune",
-                                    "checkpoint": str(out / "checkpoint.pt")})
-        summary = {k: wires[k] for k in ("wire_ratio", "net_ratio", "crossbar_area_ratio",
-                                         "cell_area_ratio")}
-        write_json(out / "metrics.json", {**trainer.metrics(), **summary,
-                                          "wires": wires["total"]["wires"],
-                                          "dense_wires": wires["dense_baseline"]["wires"]})
-        result.extra["wires"] = wires
-    return result
+            mapped = _map(result.model, spec, input_shape)
+            wires = {**wire_report(mapped), "before": before, "deleted": gl.deleted}
+            write_json(out / "wires.json", wires)
+            plot_tiles(mapped, out / "tiles.png")
+            write_reports(mapped, out, {"model": model_name, "stage": "prune",
+                                        "checkpoint": str(out / "checkpoint.pt")})
+            summary = {k: wires[k] for k in ("wire_ratio", "net_ratio", "crossbar_area_ratio",
+                                             "cell_area_ratio")}
+            write_json(out / "metrics.json", {**trainer.metrics(), **summary,
+                                              "wires": wires["total"]["wires"],
+                                              "dense_wires": wires["dense_baseline"]["wires"]})
+            result.extra["wires"] = wires
+            warn_if_nothing_deleted(gl.deleted, prune_cfg, gl.delete_step)
+        return result
+
+
+def warn_if_nothing_deleted(deleted: dict | None, cfg: PruneConfig, regularized_steps: int) -> None:
+    """Warn when the deletion removed no group at all: the stage then only fine-tuned."""
+    groups = (deleted or {}).get("groups", {})
+    if sum(g["input"] + g["output"] for g in groups.values()):
+        return
+    lam = cfg.lambda_ if isinstance(cfg.lambda_, dict) else f"{cfg.lambda_:g}"
+    warnings.warn(
+        f"the group Lasso deleted no group: lambda {lam} over {regularized_steps} regularized "
+        f"steps left no group's norm under the threshold ({cfg.threshold:g}, "
+        f"{cfg.threshold_mode}), so no wire was removed. Raise --lambda (e.g. 10x; it shrinks a "
+        "group by at most lr x lambda per step) or train longer (--epochs).",
+        UserWarning, stacklevel=3)
 
 
 def _map(model, spec, input_shape):

@@ -132,8 +132,12 @@ class RankClipping(Callback):
         tol = c.tolerance_at(trainer.step)
         opt = trainer.optimizer
         changed = False
-        for pair in self._pairs(trainer).values():
-            old, new = clip_pair(pair, tol, opt)
+        for name, pair in self._pairs(trainer).items():
+            try:
+                old, new = clip_pair(pair, tol, opt)
+            except torch.linalg.LinAlgError:  # the SVD of a non-finite product
+                trainer._diverged(what=f"the weights of low-rank layer {name!r} became NaN or "
+                                       "infinite (the step before the clip)")
             changed |= new != old
         if changed:
             _rebuild_keep_state(trainer)

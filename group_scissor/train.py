@@ -16,6 +16,7 @@ Under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gl
 takes an equal shard of the epoch's permutation and a batch of batch_size / world_size.
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import ConfigError, UserError
-from common.io import save_torch, write_json
+from common.io import folder_lock, save_torch, write_json
 from group_scissor.data import Dataset, augment_batch
 from group_scissor.resume import SCHEMA_VERSION, explain, run_diff, run_json
 
@@ -68,7 +69,8 @@ class TrainConfig:
     """Linear warm-up from 0 to ``restart_lr`` over this many epochs after the restart (0: jump
     straight to it; a jump far above the first cycle's end can diverge)."""
     seed: int = 0
-    """Seeds batch order and augmentation (the caller seeds the model init with it too)."""
+    """Seeds batch order and augmentation (the caller seeds the model init with it too); in
+    [0, 2**63)."""
     eval_batch_size: int = 1000
     """Batch size for evaluation (no effect on results)."""
 
@@ -93,6 +95,8 @@ class TrainConfig:
              "restart_warmup_epochs must be >= 0 and shorter than the restart cycle (epochs - "
              f"restart_epoch), with restart_epoch > 0; got {self.restart_warmup_epochs}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (0 <= self.seed < 2**63, f"seed must be a whole number in [0, 2**63) (what "
+             f"torch.manual_seed takes), got {self.seed}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -245,6 +249,15 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
+        """Train (or, with ``resume``, continue the run in ``out_dir``) to ``config.epochs``.
+        ``out_dir`` is locked for the whole run (common.io.folder_lock): a second run into it
+        fails at once instead of interleaving its files with this one's."""
+        lock = (folder_lock(self.out_dir) if self.out_dir is not None and self.is_main
+                else contextlib.nullcontext())
+        with lock:
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         if resume:
             self._load_resume()
         if self.run is not None and self.out_dir is not None and self.is_main:
@@ -256,7 +269,7 @@ class Trainer:
         self.module.train()
         while self.epoch < c.epochs:
             start = time.perf_counter()
-            gen = torch.Generator().manual_seed(c.seed * 1_000_003 + self.epoch)
+            gen = torch.Generator().manual_seed((c.seed * 1_000_003 + self.epoch) % 2**64)
             perm = torch.randperm(len(train), generator=gen)
             perm = perm[: len(perm) // self.world * self.world][self.rank::self.world]
             for cb in self.callbacks:
@@ -310,12 +323,16 @@ class Trainer:
         acc = self.history[-1]["test_accuracy"] if self.history else float("nan")
         return TrainResult(self.module, self.history, acc, self.out_dir)
 
-    def _diverged(self, value: float) -> None:
+    def _diverged(self, value: float | None = None, what: str | None = None) -> None:
+        """Raise TrainingDiverged: the loss became ``value`` at the current step (not yet
+        counted), or ``what`` happened at the step just taken."""
         where = (f"kept at {self.out_dir / 'checkpoint.pt'}" if self.out_dir and self.epoch
                  else "none was written yet")
+        what = what or f"the loss became {value}"
+        step = self.step + 1 if value is not None else self.step
         raise TrainingDiverged(
-            f"training diverged: the loss became {value} at epoch {self.epoch + 1}, step "
-            f"{self.step + 1}. The last good checkpoint (epoch {self.epoch}) is {where}. Lower the "
+            f"training diverged: {what} at epoch {self.epoch + 1}, step "
+            f"{step}. The last good checkpoint (epoch {self.epoch}) is {where}. Lower the "
             f"learning rate (it was {self.optimizer.param_groups[0]['lr']:.4g} at that step; peak "
             f"{self.config.lr}"
             + (f", {self.config.restart_lr} after the restart" if self.config.restart_epoch else "")
@@ -352,6 +369,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume: {path} does not exist. Run without --resume "
                                   "to start a new run in this directory.")
         ckpt = load_checkpoint(path)
+        _check_resume_state(path, ckpt)
         if ckpt.get("schema_version") != SCHEMA_VERSION:
             raise CheckpointError(
                 f"cannot resume {path}: it was written under settings schema "
@@ -375,7 +393,12 @@ class Trainer:
         for cb in self.callbacks:
             cb.load_state_dict(states.get(cb.name, {}))
         self.rebuild_optimizer()
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"cannot resume {path}: its optimizer state does not fit the "
+                                  f"model ({type(e).__name__}: {str(e)[:200]}). Pass --force to "
+                                  "start over, or choose another --out.") from None
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
 
     def _check_run(self, path: Path, ckpt: dict) -> None:
@@ -391,6 +414,43 @@ class Trainer:
                 f"cannot resume {path}: it was started with other settings ({explain(diff)}). "
                 "Resume with the settings it was started with, pass --force to start over, or "
                 "choose another --out.")
+
+
+RESUME_KEYS = {"model": dict, "optimizer": dict, "epoch": int, "step": int, "history": list,
+               "config": dict}
+"""What every resume.pt holds (Trainer._save), with its type."""
+
+
+def _check_resume_state(path: Path, ckpt: dict) -> None:
+    """``ckpt`` (loaded from ``path``) has the structure Trainer._save writes, else a
+    CheckpointError saying what is wrong (a KeyError or TypeError deep in a resume otherwise)."""
+    from models.checkpoint import CheckpointError
+
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    wrong = [f"{k!r} is a {type(ckpt[k]).__name__}, not a {t.__name__}"
+             for k, t in RESUME_KEYS.items() if k in ckpt and not isinstance(ckpt[k], t)]
+    if not (missing or wrong):
+        wrong += [f"'{k}' is a {type(ckpt[k]).__name__}, not a dict" for k in ("callbacks", "run")
+                  if ckpt.get(k) is not None and not isinstance(ckpt[k], dict)]
+        if not all(isinstance(h, dict) for h in ckpt["history"]):
+            wrong.append("'history' holds entries that are not dicts")
+    if not (missing or wrong):
+        return
+    if missing and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        what = "holds model weights only (a checkpoint.pt?), not the state of a run"
+    else:
+        what = "is not the resume state of a run: " + "; ".join(
+            ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + wrong)
+    raise CheckpointError(f"cannot resume {path}: it {what}. It was damaged or replaced; pass "
+                          "--force to start over, or choose another --out.")
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 when not distributed), known before the process
+    group is set up: from the environment torchrun sets, as _init_distributed reads it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    return int(os.environ.get("RANK", "0"))
 
 
 def _init_distributed() -> tuple[int, int]:

@@ -14,9 +14,19 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, corrupt or does not fit the model."""
 
 
+class NonFiniteCheckpoint(CheckpointError):
+    """A checkpoint holds NaN or infinite weights (from a run that diverged, or a damaged file)."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(path, weights_only=True)`` with a readable error for bad files."""
+    """``torch.load(path, weights_only=True)`` with a readable error for bad files; its model
+    state (state_dict_of) must hold finite floating-point tensors only."""
     path = Path(path)
+    if path.is_dir():
+        inside = " (the one in it?)" if (path / "checkpoint.pt").is_file() else ""
+        raise CheckpointError(f"checkpoint {path} is a directory; pass the checkpoint.pt file "
+                              f"written by 'group-scissor train' (or clip/prune){inside}, e.g. "
+                              f"{path / 'checkpoint.pt'}.")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the checkpoint.pt written "
                               "by 'group-scissor train' (or clip/prune).")
@@ -29,7 +39,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                               "from an intact copy.") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict.")
+    check_finite(state_dict_of(obj), f"checkpoint {path}")
     return obj
+
+
+def check_finite(state: dict, what: str) -> None:
+    """NonFiniteCheckpoint naming every floating-point tensor of ``state`` that holds a NaN or
+    an infinity (one reduction per tensor)."""
+    floats = {k: v for k, v in state.items()
+              if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())}
+    if not floats:
+        return
+    finite = torch.stack([torch.isfinite(v).all() for v in floats.values()])  # (tensors,)
+    bad = [k for k, ok in zip(floats, finite.tolist(), strict=True) if not ok]
+    if bad:
+        names = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+        raise NonFiniteCheckpoint(
+            f"{what} holds NaN or infinite weights in {names}: it comes from a run that "
+            "diverged or is damaged, and nothing can be trained or mapped from it. Use an "
+            "earlier checkpoint of that run, or train it again (with a lower learning rate if "
+            "it diverged).")
 
 
 def state_dict_of(obj: dict) -> dict:
