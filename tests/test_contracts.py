@@ -80,9 +80,10 @@ def test_flags_are_unique_and_every_key_is_a_setting(sections):
 
 def test_a_bad_setting_fails_before_any_training(tmp_path):
     start = time.perf_counter()
-    with pytest.raises(ConfigError, match="fc9"):
-        run_compile(CompileConfig.load(None, TINY + ['prune.layers=["fc9"]']),
-                    tmp_path, progress=False, log=lambda m: None)
+    for bad in ('prune.layers=["fc9"]', 'prune.lambda_={"*" = 0.1, fc9 = 1}'):
+        with pytest.raises(ConfigError, match="fc9"):
+            run_compile(CompileConfig.load(None, TINY + [bad]), tmp_path, progress=False,
+                        log=lambda m: None)
     with pytest.raises(ConfigError, match="fine_tune_epochs"):
         run_compile(CompileConfig.load(None, TINY + ["prune.fine_tune_epochs=5"]),
                     tmp_path, progress=False, log=lambda m: None)
