@@ -295,7 +295,7 @@ def _parse_value(raw: str, tp=None):
     origins = {typing.get_origin(a) for a in args}
     if tuple in origins and re.fullmatch(r"[\w.*\s-]+(,[\w.*\s-]+)*,?", raw):
         return [x.strip() for x in raw.split(",") if x.strip()]
-    if dict in origins and "=" in raw and not raw.startswith("{"):
+    if origins & {dict, collections.abc.Mapping} and "=" in raw and not raw.startswith("{"):
         from group_scissor.prune import parse_layer_lambda
 
         return parse_layer_lambda(raw)

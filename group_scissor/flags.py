@@ -13,6 +13,7 @@ The command's own parameters (paths, --resume, --force) stay ordinary typer opti
 """
 
 import ast
+import collections.abc
 import functools
 import inspect
 import json
@@ -59,7 +60,8 @@ class Flag:
 def _metavar(hint) -> str:
     kinds = typing.get_args(hint) or (hint,)
     origins = {typing.get_origin(k) or k for k in kinds}
-    names = [n for t, n in ((tuple, "A,B,..."), (dict, "NAME=X,..."), (float, "FLOAT"),
+    names = [n for t, n in ((tuple, "A,B,..."), (collections.abc.Mapping, "NAME=X,..."),
+                            (dict, "NAME=X,..."), (float, "FLOAT"),
                             (int, "INT"), (str, "TEXT")) if t in origins]
     return "|".join(names[:2]) or "TEXT"
 

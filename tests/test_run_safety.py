@@ -301,6 +301,7 @@ def test_an_unknown_layer_lambda_is_refused_before_loading_data(tmp_path):
     with pytest.raises(ConfigError, match=r"'bogus'.*conv1.*fc1"):
         prune_stage(**missing_mnist(tmp_path), train_cfg=TWO, prune_cfg=cfg, out=tmp_path / "o")
     assert_clean_error(run("prune", "--dataset", "digits", "--lambda", "*=0.1,bogus=1",
+                           "--fine-tune-epochs", 1,
                            "--epochs", 2, "--out", tmp_path / "p"), "bogus", "fc2")
 
 
