@@ -1,5 +1,6 @@
 """JSON netlist: lossless round trip, schema validation, placement/routes, clear errors."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,17 +44,30 @@ def assert_same(a: Design, b: Design) -> None:
         assert b.tile_weights[k].dtype == w.dtype
         assert b.tile_weights[k].shape == w.shape
         assert np.array_equal(b.tile_weights[k].view(np.uint8), np.asarray(w).view(np.uint8)), k
+    assert a.row_signals.keys() == b.row_signals.keys()
+    for m, rs in a.row_signals.items():
+        assert b.row_signals[m].producers == rs.producers, m
+        assert np.array_equal(b.row_signals[m].source, rs.source), m
+        assert np.array_equal(b.row_signals[m].live, rs.live), m
+        assert b.row_signals[m].live.dtype == np.bool_
 
 
 def test_schema_is_valid_and_not_vacuous(tmp_path):
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     doc = validate(write_json(small_design(), tmp_path / "d.json"))
-    for break_it in (lambda d: d.update(schema_version=2),
+    for break_it in (lambda d: d.update(schema_version=1),
                      lambda d: d["nets"][0].pop("width"),
                      lambda d: d["nets"][0].update(width=0),
                      lambda d: d["units"][1].update(kind="crossbar"),
                      lambda d: d["units"][1]["weights"].pop("data"),
-                     lambda d: d["crossbar"].update(encoding="signed")):
+                     lambda d: d["crossbar"].update(encoding="signed"),
+                     lambda d: d["crossbar"].update(rows=4097),
+                     lambda d: d["nets"][0].update(width=True),
+                     lambda d: d["nets"][0].update(kind="bus"),
+                     lambda d: d["units"][1]["weights"].update(dtype="<f99999"),
+                     lambda d: d.update(weights_file={"path": "../x.npz", "sha256": "0" * 64}),
+                     lambda d: d["row_signals"][0].update(live=[[1]]),
+                     lambda d: d.pop("row_signals")):
         bad = json.loads(json.dumps(doc))
         break_it(bad)
         with pytest.raises(jsonschema.ValidationError):
@@ -70,8 +84,9 @@ def test_round_trip_exact(tmp_path, encoding, dtype, weights):
         d.tile_weights["fc1/T0_0"][0, :3] = [1 / 3, 5e-324, np.nextafter(1.0, 2.0)]
     path = write_json(d, tmp_path / "d.json", weights=weights)
     doc = validate(path)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert (doc["weights_file"] is None) == (weights == "inline")
+    assert [r["storage"] for r in doc["row_signals"]] == [weights] * 2
     assert_same(d, read_json(path))
 
 
@@ -89,7 +104,11 @@ def test_file_layout(tmp_path):
     assert sum(n["width"] for n in doc["nets"]) == d.total_wires
     # one unit / net per line: the file is written line by line
     lines = (tmp_path / "d.json").read_text().splitlines()
-    assert len(lines) == 8 + len(d.units) + 2 + len(d.nets) + 2
+    assert len(lines) == 8 + len(d.units) + 2 + len(d.nets) + 2 + len(d.row_signals) + 2
+    assert doc["row_signals"][1] == {
+        "matrix": "fc2", "producers": ["fc1/A0", "fc1/A1", "fc1/A2"], "rows": 12, "blocks": 2,
+        "storage": "inline", "source": [0] * 4 + [1] * 4 + [2] * 4,
+        "live": [[False, False]] * 8 + [[True, True]] * 4}
 
 
 def test_auto_switches_to_npz_for_large_designs(tmp_path):
@@ -112,8 +131,12 @@ def test_weights_none_and_designs_without_weights(tmp_path):
     validate(path)
     back = read_json(path)
     assert back.units == d.units and back.nets == d.nets and back.tile_weights == {}
+    assert_same(dataclasses.replace(d, tile_weights={}), back)  # row signals kept
     path2 = write_json(back, tmp_path / "d2.json")
     assert read_json(path2).tile_weights == {}
+    # weights='npz' without weights: the npz holds the row signals alone
+    path3 = write_json(back, tmp_path / "d3.json", weights="npz")
+    assert_same(back, read_json(path3))
 
 
 def test_placement_and_routes_round_trip(tmp_path):
@@ -165,11 +188,10 @@ def test_clear_errors(tmp_path):
         write_json(d, tmp_path / "a.json", routing={999: [(0, 0)]})
     nan = small_design(dtype=np.float64)
     nan.tile_weights["fc1/T0_0"][0, 0] = np.nan
-    with pytest.raises(NetlistError, match="NaN"):
-        write_json(nan, tmp_path / "a.json", weights="inline")
+    for mode in ("inline", "npz"):
+        with pytest.raises(NetlistError, match="NaN"):
+            write_json(nan, tmp_path / "a.json", weights=mode)
     assert not list(tmp_path.iterdir())  # nothing half-written
-    assert np.isnan(read_json(write_json(nan, tmp_path / "n.json", weights="npz"))
-                    .tile_weights["fc1/T0_0"][0, 0])
     wide = Design([Unit("IN", "input"), Unit("m/T0_0", "tile", "m", (0, 0))],
                   [Net("IN", "m/T0_0", 1, "m", "input")], 8, 8, "differential",
                   {"m/T0_0": np.ones((8, 5))})
@@ -185,9 +207,12 @@ def test_clear_errors(tmp_path):
 def test_read_errors(tmp_path):
     path = write_json(small_design(), tmp_path / "d.json", weights="npz")
     doc = json.loads(path.read_text())
-    (tmp_path / "v2.json").write_text(json.dumps({**doc, "schema_version": 2}))
-    with pytest.raises(NetlistError, match="schema_version 2"):
-        read_json(tmp_path / "v2.json")
+    (tmp_path / "v1.json").write_text(json.dumps({**doc, "schema_version": 1}))
+    with pytest.raises(NetlistError, match="schema_version 1; .*export the design again"):
+        read_json(tmp_path / "v1.json")
+    (tmp_path / "v3.json").write_text(json.dumps({**doc, "schema_version": 3}))
+    with pytest.raises(NetlistError, match="schema_version 3; .*upgrade group-scissor"):
+        read_json(tmp_path / "v3.json")
     (tmp_path / "other.json").write_text("[1, 2]")
     with pytest.raises(NetlistError, match="not a group-scissor netlist"):
         read_json(tmp_path / "other.json")
