@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -284,9 +285,12 @@ def _load(path: Path) -> Any:
     """Parse the file as strict JSON: no NaN/Infinity, no number overflowing a float, no
     duplicate keys, no integer of more digits than Python converts, at most MAX_JSON_BYTES."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise NetlistError(f"cannot read JSON netlist {path}: {e}") from e
+    size = st.st_size
+    if not stat.S_ISREG(st.st_mode):
+        raise NetlistError(f"cannot read JSON netlist {path}: not a regular file")
     if size > MAX_JSON_BYTES:
         raise NetlistError(f"{path} has {size} bytes, more than a netlist may ({MAX_JSON_BYTES}); "
                            "export the design with write_json(..., weights='npz')")

@@ -65,7 +65,8 @@ def schema_problem(doc: dict) -> str | None:
     where = list(err.absolute_path)
     if len(where) > 1 and where[0] in kept:
         where[1] = kept[where[0]][where[1]]  # position in the file's list
-    msg = err.message if len(err.message) <= 200 else err.message[:200] + "..."
+    msg = err.message  # a huge value is shown by its two ends
+    msg = msg if len(msg) <= 200 else f"{msg[:80]} ... {msg[-100:]}"
     desc = err.schema.get("description") if isinstance(err.schema, dict) else None
     return f"at {_json_path(where)}: {msg}" + (f" (expected: {desc})" if desc else "")
 
