@@ -320,7 +320,7 @@ class _Npz:
         self.path = path
         try:
             self.zip = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile) as e:
             raise NetlistError(f"weights file {path} is not an .npz archive: {e}") from e
 
     def get(self, key: str, dtype: str, shape: tuple, what: str) -> np.ndarray:
@@ -346,7 +346,8 @@ class _Npz:
                     raise NetlistError("the array is truncated")
         except NetlistError as e:
             raise NetlistError(f"{what}: array {key!r} of {self.path.name}: {e}") from e
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+                zipfile.BadZipFile, zlib.error) as e:  # encrypted, unknown compression, ...
             raise NetlistError(f"{what}: cannot read array {key!r} of {self.path.name}: "
                                f"{str(e)[:200]}") from e
         return np.frombuffer(buf, h_dtype).reshape(shape, order="F" if fortran else "C").copy()
@@ -392,10 +393,15 @@ def _weights_file(doc: dict, path: Path) -> _Npz | None:
     npz_path = path.parent / name
     if not npz_path.is_file():
         raise NetlistError(f"{path} refers to weights file {npz_path}, which does not exist")
-    if npz_path.resolve().parent != path.parent.resolve():
+    try:
+        inside = npz_path.resolve().parent == path.parent.resolve()
+        sha = _sha256(npz_path)
+    except (OSError, RuntimeError) as e:  # unreadable, a loop of links
+        raise NetlistError(f"cannot read weights file {npz_path}: {e}") from e
+    if not inside:
         raise NetlistError(f"weights file {npz_path} links outside the netlist's folder; copy "
                            "the file there")
-    if _sha256(npz_path) != wf["sha256"]:
+    if sha != wf["sha256"]:
         raise NetlistError(f"weights file {npz_path} does not match the SHA-256 recorded in "
                            f"{path}; it was overwritten; export the design again")
     return _Npz(npz_path)

@@ -503,6 +503,25 @@ def test_reader_refuses_bad_weights_files(tmp_path):
         path.write_text(json.dumps(bad))
         with pytest.raises(NetlistError, match=match):
             read_netlist(path)
+    # corrupted archives (with a matching SHA-256): refused, or read if the damage is harmless
+    rng = np.random.default_rng(0)
+    npz = (tmp_path / "d.weights.npz").read_bytes()
+    for i in range(60):
+        b = bytearray(npz)
+        if i % 3 == 0:
+            b = b[:rng.integers(len(b))]
+        for _ in range(1 + i % 4):
+            if b:
+                b[rng.integers(len(b))] = rng.integers(256)
+        (tmp_path / "c.weights.npz").write_bytes(bytes(b))
+        bad = json.loads(good)
+        bad["weights_file"] = {"path": "c.weights.npz",
+                               "sha256": netlists.json_io._sha256(tmp_path / "c.weights.npz")}
+        path.write_text(json.dumps(bad))
+        try:
+            read_netlist(path)
+        except NetlistError:
+            pass
     (tmp_path / "d.weights.npz").write_bytes(b"not a zip")
     bad = json.loads(good)
     bad["weights_file"]["sha256"] = netlists.json_io._sha256(tmp_path / "d.weights.npz")
