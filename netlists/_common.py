@@ -160,9 +160,10 @@ def _check_nets(design: Design, units: dict, lcols: int) -> None:
             fan_out[src.name] += n.width
         if not ok:
             raise NetlistError(
-                f"net {i} ({n.src} -> {n.dst}) of kind {n.kind!r} joins a {src.kind} unit to a "
-                f"{dst.kind} unit; an input net runs from IN or an output unit to a tile, an "
-                "output net from a tile to the output unit of its matrix and column block")
+                f"net {i} ({n.src} -> {n.dst}) of kind {n.kind!r} runs from a unit of kind "
+                f"{src.kind!r} to one of kind {dst.kind!r}; an input net runs from IN or an output "
+                "unit to a tile, an output net from a tile to the output unit of its matrix and "
+                "column block")
         if n.matrix != tile.matrix:
             raise NetlistError(f"net {i} ({n.src} -> {n.dst}): matrix {_short(n.matrix)} must be "
                                f"that of its tile, {tile.matrix!r}")

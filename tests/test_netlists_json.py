@@ -423,7 +423,7 @@ def _width(value):
     (lambda d: d["nets"][-1].update(width=5), None, "width 5 exceeds the crossbar's 4 logical"),
     (_width(4097), None, r"\$\.nets\[0\]\.width: 4097 is greater than the maximum of 4096"),
     (lambda d: d["nets"][0].update(kind="bus"), None, r"\$\.nets\[0\]\.kind: 'bus' is not one of"),
-    (lambda d: d["nets"][0].update(kind="output"), None, "joins a input unit to a tile unit"),
+    (lambda d: d["nets"][0].update(kind="output"), None, "from a unit of kind 'input' to one of kind 'tile'"),
     (lambda d: d["nets"][0].update(dst="nope"), None, "names unknown unit 'nope'"),
     (lambda d: d["nets"][0].update(id=7), None, "net ids must equal their positions"),
     (lambda d: d["nets"][0].update(foo=1), None, r"\$\.nets\[0\]: Additional properties"),
