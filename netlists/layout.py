@@ -6,7 +6,10 @@
           either a path ``[(x, y), ...]`` of gcells in order, or a list of gcell edges
           ``[((x0, y0), (x1, y1)), ...]``.
 - layout: grid sizes (grid_sites, output_units_per_site, grid_gcells, gcells_per_site,
-          gcell_um) taken from the Placement / Routing when they carry them.
+          gcell_um) and the router's net_model, taken from the Placement / Routing when they
+          carry them.
+Sites and gcells are whole numbers in 0..MAX_INDEX, inside the grid when its size is known
+(``check_layout``, shared by the JSON writer and reader).
 Accepted inputs: such dicts, or objects holding them: mapping.placement.Placement
 (``.positions``, ``.slots``), mapping.routing.Routing (``.path(i)`` = gcells of net i), a
 JsonNetlist (``.sites``, ``.routes``). Route dict keys may be net indices, Nets or (src, dst).
@@ -18,16 +21,18 @@ from typing import Any
 import numpy as np
 
 from mapping.design import Design, Net
-from netlists._common import NetlistError
+from netlists._common import MAX_INDEX, NetlistError, is_int
 
-Point = tuple[float, float]
+Point = tuple[int, int]
 
 
-def _point(p: Any, what: str) -> tuple:
+def _point(p: Any, what: str) -> Point:
     a = np.asarray(p)
-    if a.shape != (2,) or a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)):
-        raise NetlistError(f"{what}: expected an (x, y) pair of finite numbers, got {p!r}")
-    return tuple(a.tolist())
+    if (a.shape != (2,) or a.dtype.kind not in "iuf" or not np.all(np.isfinite(a))
+            or not np.all(a == np.round(a)) or a.min() < 0 or a.max() > MAX_INDEX):
+        raise NetlistError(f"{what}: expected an (x, y) pair of whole numbers in 0..{MAX_INDEX}, "
+                           f"got {p!r}")
+    return tuple(int(v) for v in a.tolist())
 
 
 def _mapping(obj: Any, attrs: tuple[str, ...], what: str) -> Mapping:
@@ -61,11 +66,10 @@ def placement_slots(placement: Any, design: Design) -> dict[str, int]:
     if placement is None or isinstance(placement, Mapping) or not isinstance(slots, Mapping):
         return {}
     names = {u.name for u in design.units}
-    bad = [n for n, k in slots.items() if n not in names or not isinstance(k, (int, np.integer))
-           or k < 0]
+    bad = [n for n, k in slots.items() if n not in names or not is_int(k) or not 0 <= k <= MAX_INDEX]
     if bad:
-        raise NetlistError(f"placement slot of {bad[0]!r} must be an int >= 0 for a unit of the "
-                           "design")
+        raise NetlistError(f"placement slot of {bad[0]!r} must be a whole number in "
+                           f"0..{MAX_INDEX} for a unit of the design")
     return {n: int(k) for n, k in slots.items()}
 
 
@@ -128,11 +132,39 @@ def layout_info(placement: Any, routing: Any) -> dict:
                            ("output_units_per_site", placement, "output_units_per_site"),
                            ("grid_gcells", routing, "grid_gcells"),
                            ("gcells_per_site", getattr(routing, "config", None), "gcells_per_site"),
-                           ("gcell_um", getattr(routing, "config", None), "gcell_um")):
+                           ("gcell_um", getattr(routing, "config", None), "gcell_um"),
+                           ("net_model", getattr(routing, "config", None), "net_model")):
         value = getattr(obj, attr, None)
-        if isinstance(value, (tuple, list)) and len(value) == 2:
+        if isinstance(value, str):
+            info[key] = value
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
             info[key] = [int(v) for v in value]
         elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value,
                                                                                         bool):
             info[key] = value.item() if isinstance(value, np.generic) else value
     return info
+
+
+def check_layout(design: Design, sites: Mapping, slots: Mapping, routes: Mapping,
+                 layout: Mapping) -> None:
+    """Raise NetlistError if a site, slot or routed gcell lies outside the grids of ``layout``
+    (when it gives their sizes) or a route belongs to no net. Sites, slots and routes are
+    normalized (placement_sites, placement_slots, net_routes); layout follows the schema."""
+    gs, k, gg = (layout.get(key) for key in ("grid_sites", "output_units_per_site", "grid_gcells"))
+    for name, (x, y) in sites.items():
+        if gs and not (x < gs[0] and y < gs[1]):
+            raise NetlistError(f"site ({x}, {y}) of unit {name!r} lies outside the {gs[0]}x{gs[1]} "
+                               "site grid of the layout")
+    for name, s in slots.items():
+        if k and s >= k:
+            raise NetlistError(f"slot {s} of unit {name!r}: a site holds {k} small units "
+                               f"(layout.output_units_per_site), slots 0..{k - 1}")
+    for i, r in routes.items():
+        if not (is_int(i) and 0 <= i < len(design.nets)):
+            raise NetlistError(f"route of net {i!r}: the design has nets 0..{len(design.nets) - 1}")
+        if gg and r:
+            pts = np.asarray(r).reshape(-1, 2)
+            out = pts[(pts >= np.asarray(gg)).any(axis=1)]
+            if len(out):
+                raise NetlistError(f"route of net {i} passes gcell {tuple(out[0].tolist())}, "
+                                   f"outside the {gg[0]}x{gg[1]} gcell grid of the layout")

@@ -2,14 +2,15 @@
 
 ``chain_design`` tiles a chain of dense-layer matrices exactly as hardware-model.md section 3
 describes (row i of matrix m is produced by output unit A(i // lcols) of matrix m - 1, or by IN),
-skipping all-zero tiles and zero-width buses. Convolutions need the real mapper
-(mapping.network.map_model); this covers what the exporters need: units, nets and weights.
+skipping all-zero tiles and zero-width buses, with each matrix's row signals (who drives each
+row, which column blocks use it) as the mapper records them. Convolutions need the real mapper
+(mapping.network.map_model); this covers what the exporters and the router need.
 """
 
 import numpy as np
 
 from common.errors import ConfigError
-from mapping.design import Design, Net, Unit
+from mapping.design import Design, Net, RowSignals, Unit
 from netlists._common import logical_cols
 
 
@@ -22,7 +23,7 @@ def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
     it and they get no input net. ``mapping.map_model`` keeps such an output unit and its nets,
     because in a real layer the bias still drives those rows."""
     lcols = logical_cols(crossbar_cols, encoding)
-    units, nets, weights = [Unit("IN", "input")], [], {}
+    units, nets, weights, signals = [Unit("IN", "input")], [], {}, {}
     built = {"IN"}
     prev: tuple[str, int] | None = None  # (matrix, its lcols) producing this matrix's rows
     for m, W in matrices.items():
@@ -30,6 +31,15 @@ def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
         if W.ndim != 2:
             raise ConfigError(f"matrix {m!r} must be 2-D (rows x cols), got shape {W.shape}")
         n_a, n_b = -(-W.shape[0] // crossbar_rows), -(-W.shape[1] // lcols)
+        if W.size:  # row i driven by IN or A(i // lcols) of the previous matrix, if built
+            n = W.shape[0]
+            source = np.zeros(n, dtype=np.int64) if prev is None else np.arange(n) // prev[1]
+            producers = (("IN",) if prev is None else
+                         tuple(f"{prev[0]}/A{p}" for p in range(int(source.max()) + 1)))
+            wired = np.array([p in built for p in producers])[source]  # (N,)
+            live = np.stack([W[:, b * lcols:(b + 1) * lcols].any(axis=1) for b in range(n_b)],
+                            axis=1) & wired[:, None]
+            signals[m] = RowSignals(producers, source, live)
         outs = []
         for b in range(n_b):
             col_nets = []
@@ -55,4 +65,4 @@ def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
         units.extend(outs)
         built.update(u.name for u in outs)
         prev = (m, lcols)
-    return Design(units, nets, crossbar_rows, crossbar_cols, encoding, weights)
+    return Design(units, nets, crossbar_rows, crossbar_cols, encoding, weights, signals)
