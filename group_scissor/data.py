@@ -13,6 +13,7 @@ upsampled to 1x28x28 so MNIST models run on it unchanged.
 """
 
 import gzip
+import io
 import os
 import pickle
 import struct
@@ -167,21 +168,94 @@ def _load_cifar10(dirs: list[Path]) -> Dataset:
         )
     splits = {}
     for split, files in CIFAR_FILES.items():
-        xs, ys = zip(*(_read_cifar_batch(root / f) for f in files), strict=True)
+        xs, ys = zip(*(read_cifar_batch(root / f) for f in files), strict=True)
         x = torch.from_numpy(np.concatenate(xs)).float().div_(255)  # (N,3,32,32)
         splits[split] = Split(_normalize(x, CIFAR_MEAN_STD),
                               torch.from_numpy(np.concatenate(ys)), augment=(split == "train"))
     return Dataset("cifar10", splits["train"], splits["test"], 10)
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+# CIFAR-10 batches are pickles, and unpickling calls whatever globals the file names. Only the
+# globals that rebuild the official batches' contents (dicts, lists, bytes, ints, uint8 arrays)
+# are resolved, each to a narrow stand-in; any other name (os.system, builtins.exec, ...) is
+# refused before anything is called.
+_NDARRAY = object()
+"""Stands for numpy.ndarray: only usable as the first argument of ``_reconstruct``."""
+
+
+def _array_shell(subtype, shape, dtype) -> np.ndarray:
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')``: the empty array that BUILD then fills."""
+    if subtype is not _NDARRAY or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("unexpected arguments to numpy's _reconstruct")
+    return np.ndarray((0,), dtype=dtype)
+
+
+def _array_from_buffer(buf, dtype, shape, order) -> np.ndarray:
+    """numpy's ``_frombuffer``: arrays pickled with protocol 5 (python 3's default)."""
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
+def _numpy_scalar(dtype, data) -> np.generic:
+    """numpy's ``scalar(dtype, bytes)``: numpy ints in a 'labels' list written by python 3."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("unexpected arguments to numpy's scalar")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+def _latin1_bytes(text, encoding) -> bytes:
+    """``_codecs.encode(str, 'latin1')``: how python 3 writes bytes with pickle protocol <= 2."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("unexpected arguments to _codecs.encode")
+    return text.encode("latin1")
+
+
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _array_shell,  # the official files (numpy 1.x)
+    ("numpy._core.multiarray", "_reconstruct"): _array_shell,  # numpy >= 2
+    ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): _array_from_buffer,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("_codecs", "encode"): _latin1_bytes,
+}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        try:
+            return _CIFAR_GLOBALS[(module, name)]
+        except (KeyError, TypeError):
+            raise _RefusedGlobal(f"{module}.{name}") from None
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch -> (uint8 (N, 3, 32, 32), int64 (N,)), without running its code."""
     try:
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e}).") from None
+    try:
+        d = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except _RefusedGlobal as e:
+        raise DataError(
+            f"{path}: refused to unpickle the global {e}, which an official CIFAR-10 python batch "
+            "never holds (only dicts, lists, bytes, ints and numpy arrays); nothing from the file was "
+            "run. Replace it with the file from the official python tarball.") from None
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
+                        "replace it with the file from the official python tarball.") from None
+    try:
         d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
         data = np.asarray(d["data"], dtype=np.uint8)
         labels = np.asarray(d["labels"], dtype=np.int64)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+    except Exception as e:  # noqa: BLE001
         raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
                         "replace it with the file from the official python tarball.") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):

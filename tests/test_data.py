@@ -1,12 +1,17 @@
+import builtins
 import gzip
+import os
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from group_scissor.data import DataError, augment_batch, load_dataset, read_idx
+from group_scissor.data import DATA_ENV, DataError, augment_batch, load_dataset, read_idx
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def write_idx(path, arr):
@@ -105,3 +110,66 @@ def test_real_mnist_and_cifar(real_data_dir):
     c = load_dataset("cifar10", real_data_dir)
     assert (len(c.train), len(c.test)) == (50000, 10000)
     assert c.train.x.mean((0, 2, 3)).abs().max() < 1e-3
+
+
+class Payload:
+    """Pickles as a call of ``func(*args)``: what a malicious batch would run when unpickled."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def fake_cifar(root, n=4, protocol=pickle.DEFAULT_PROTOCOL, **overrides):
+    """The six batches of a tiny CIFAR-10; ``overrides`` replace whole batches by name."""
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n).tolist(), b"batch_label": b"x"}
+        (d / name).write_bytes(pickle.dumps(overrides.get(name, batch), protocol=protocol))
+    return d
+
+
+@pytest.mark.parametrize("payload", ["system", "exec", "print"])
+def test_cifar_batch_cannot_run_code(tmp_path, payload, capsys):
+    marker = tmp_path / "MARKER"
+    func, args = {"system": (os.system, (f"touch {marker}",)),
+                  "exec": (builtins.exec, (f"open({str(marker)!r}, 'w').close()",)),
+                  "print": (builtins.print, ("PAYLOAD RAN",))}[payload]
+    evil = {b"data": Payload(func, *args), b"labels": [0] * 4, b"batch_label": b"x"}
+    fake_cifar(tmp_path, test_batch=evil)
+    with pytest.raises(DataError, match=rf"test_batch: .*refused .*\b{func.__name__}\b"):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
+    assert "PAYLOAD RAN" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_cifar_batches_with_numpy_values_still_load(tmp_path, protocol):
+    """numpy arrays and numpy ints, as written by python 3 with an old or the default protocol."""
+    rng = np.random.default_rng(1)
+    batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+             b"labels": list(rng.integers(0, 10, 4)), b"batch_label": b"x", "filenames": ["a.png"]}
+    fake_cifar(tmp_path, protocol=protocol, test_batch=batch)
+    d = load_dataset("cifar10", tmp_path)
+    assert d.test.y.tolist() == [int(v) for v in batch[b"labels"]]
+
+
+@pytest.fixture
+def real_cifar_dir() -> Path:
+    d = Path(os.environ.get(DATA_ENV, SHARED_DATA)) / "cifar-10-batches-py"
+    if not (d / "test_batch").is_file():
+        pytest.skip(f"real CIFAR-10 not found at {d}")
+    return d
+
+
+def test_real_cifar_batch_passes_the_restricted_unpickler(real_cifar_dir):
+    from group_scissor.data import read_cifar_batch
+
+    x, y = read_cifar_batch(real_cifar_dir / "test_batch")
+    assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8
+    assert y.shape == (10000,) and y.dtype == np.int64 and set(y.tolist()) == set(range(10))
