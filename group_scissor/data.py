@@ -141,16 +141,38 @@ def _normalize(x: torch.Tensor, mean_std: tuple) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer labels in [0, num_classes), as int64; else a DataError naming the file."""
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise DataError(f"{path}: 'labels' must be integers, one per image; got {labels.dtype} "
+                        f"of shape {labels.shape}. Replace it with the official file.")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DataError(f"{path}: label {labels[bad[0]]} at index {bad[0]} ({bad.size} of {labels.size} "
+                        f"labels) is outside [0, {num_classes}); replace it with the official file.")
+    return labels.astype(np.int64)
+
+
+def _read_mnist_split(root: Path, img_f: str, lab_f: str) -> tuple[np.ndarray, np.ndarray]:
+    imgs, labs = read_idx(root / img_f, 3), read_idx(root / lab_f, 1)
+    if imgs.shape[1:] != (28, 28):
+        raise DataError(f"{root / img_f}: images are {imgs.shape[1]}x{imgs.shape[2]}; MNIST images "
+                        "are 28x28 grayscale. Replace it with the official file.")
+    if len(imgs) == 0:
+        raise DataError(f"{root / img_f}: holds no images; replace it with the official file.")
+    if len(imgs) != len(labs):
+        raise DataError(f"{root}: {img_f} has {len(imgs)} images but {lab_f} has "
+                        f"{len(labs)} labels; replace them with the official files.")
+    return imgs, _check_labels(root / lab_f, labs, 10)
+
+
 def _load_mnist(dirs: list[Path]) -> Dataset:
     root = _find_mnist(dirs)
     splits = {}
     for split, (img_f, lab_f) in MNIST_FILES.items():
-        imgs, labs = read_idx(root / img_f, 3), read_idx(root / lab_f, 1)
-        if len(imgs) != len(labs):
-            raise DataError(f"{root}: {img_f} has {len(imgs)} images but {lab_f} has "
-                            f"{len(labs)} labels; replace them with the official files.")
+        imgs, labs = _read_mnist_split(root, img_f, lab_f)
         x = torch.from_numpy(imgs.copy()).float().div_(255).unsqueeze(1)  # (N,1,28,28)
-        splits[split] = Split(_normalize(x, MNIST_MEAN_STD), torch.from_numpy(labs.astype(np.int64)))
+        splits[split] = Split(_normalize(x, MNIST_MEAN_STD), torch.from_numpy(labs))
     return Dataset("mnist", splits["train"], splits["test"], 10)
 
 
@@ -251,17 +273,39 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
                         "replace it with the file from the official python tarball.") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: holds a {type(d).__name__}, not a dict as a CIFAR-10 python batch "
+                        "does; replace it with the file from the official python tarball.")
+    data, labels = _batch_field(path, d, "data"), _batch_field(path, d, "labels")
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3072):
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, 3072) (N images of "
+                        f"3x32x32, R plane then G then B), got {got}; replace it with the official file.")
+    if len(data) == 0:
+        raise DataError(f"{path}: holds no images; replace it with the official file.")
+    if not isinstance(labels, list | np.ndarray):
+        raise DataError(f"{path}: 'labels' must be a list of ints, got {type(labels).__name__}; "
+                        "replace it with the official file.")
     try:
-        d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-        data = np.asarray(d["data"], dtype=np.uint8)
-        labels = np.asarray(d["labels"], dtype=np.int64)
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
-                        "replace it with the file from the official python tarball.") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DataError(f"{path}: expected 'data' of shape (N, 3072) and N labels, got "
-                        f"{data.shape} and {len(labels)}; replace it with the official file.")
+        labels = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError) as e:  # ragged, or ints beyond int64
+        raise DataError(f"{path}: 'labels' must be integers, one per image ({e}); "
+                        "replace it with the official file.") from None
+    labels = _check_labels(path, labels, 10)
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels; "
+                        "replace it with the official file.")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _batch_field(path: Path, d: dict, key: str):
+    for k in (key.encode(), key):  # python 2 wrote bytes keys, python 3 may write str
+        if k in d:
+            return d[k]
+    keys = ", ".join(repr(k) for k in list(d)[:6]) + (", ..." if len(d) > 6 else "")
+    raise DataError(f"{path}: lacks '{key}' (keys: {keys or 'none'}); it is not a CIFAR-10 python "
+                    "batch. Replace it with the official file.")
 
 
 # ---- digits (embedded) ------------------------------------------------------------------------

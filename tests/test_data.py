@@ -173,3 +173,52 @@ def test_real_cifar_batch_passes_the_restricted_unpickler(real_cifar_dir):
     x, y = read_cifar_batch(real_cifar_dir / "test_batch")
     assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8
     assert y.shape == (10000,) and y.dtype == np.int64 and set(y.tolist()) == set(range(10))
+
+
+def _batch(n=4, labels=None, width=3072):
+    rng = np.random.default_rng(2)
+    return {b"data": rng.integers(0, 256, (n, width), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist() if labels is None else labels}
+
+
+@pytest.mark.parametrize("file, arr, match", [
+    ("train-labels-idx1-ubyte.gz", np.array([1, 2, 12] + [0] * 9),
+     r"train-labels-idx1-ubyte.gz: .*label 12 at index 2.*\[0, 10\)"),
+    ("t10k-images-idx3-ubyte.gz", np.zeros((6, 32, 32)),
+     r"t10k-images-idx3-ubyte.gz: images are 32x32.*28x28"),
+    ("t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28)), r"t10k-images-idx3-ubyte.gz: .*no images"),
+    ("t10k-labels-idx1-ubyte.gz", np.zeros(0), r"t10k-labels-idx1-ubyte.gz: .*no images|6 images but"),
+    ("t10k-labels-idx1-ubyte.gz", np.zeros(5), r"6 images but .*5 labels"),
+])
+def test_mnist_is_validated_on_load(tmp_path, file, arr, match):
+    raw = fake_mnist(tmp_path)
+    write_idx(raw / file, arr)
+    with pytest.raises(DataError, match=match):
+        load_dataset("mnist", tmp_path)
+
+
+@pytest.mark.parametrize("batch, match", [
+    (_batch(labels=[0, 1, -1, 2]), r"test_batch: .*label -1 at index 2.*\[0, 10\)"),
+    (_batch(labels=[0, 10, 9, 2]), r"test_batch: .*label 10 at index 1"),
+    (_batch(labels=[0.5, 1.0, 2.0, 3.0]), r"test_batch: 'labels' must be integers"),
+    (_batch(labels=[True, False, True, True]), r"test_batch: 'labels' must be integers"),
+    (_batch(labels=b"0123"), r"test_batch: 'labels' must be a list"),
+    (_batch(width=1024), r"test_batch: 'data' must be .*\(N, 3072\).*1024"),
+    ({b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4}, r"test_batch: 'data' must be .*uint8"),
+    (_batch(n=0, labels=[]), r"test_batch: .*no images"),
+    (_batch(labels=[0, 1, 2]), r"test_batch: 4 images but 3 labels"),
+    ([1, 2], r"test_batch: .*not a dict"),
+    ({b"labels": [0]}, r"test_batch: .*lacks 'data'"),
+    ({b"data": np.zeros((1, 3072), np.uint8)}, r"test_batch: .*lacks 'labels'"),
+])
+def test_cifar_is_validated_on_load(tmp_path, batch, match):
+    fake_cifar(tmp_path, test_batch=batch)
+    with pytest.raises(DataError, match=match):
+        load_dataset("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize("labels", [np.array(3), [[0, 1], [2]], [2**70] * 4, [b"a"] * 4, [None] * 4])
+def test_cifar_odd_labels_are_data_errors(tmp_path, labels):
+    fake_cifar(tmp_path, test_batch=_batch(labels=labels))
+    with pytest.raises(DataError, match="test_batch: 'labels' must be"):
+        load_dataset("cifar10", tmp_path)
