@@ -19,8 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # ---- options shared by every training command ----------------------------------------------
 Model = Annotated[str, typer.Option(help="Registered model name (see 'group-scissor models').")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, cifar10 or digits (embedded).")]
-DataDir = Annotated[Path | None, typer.Option(help="Folder holding MNIST/raw/ or "
-                    "cifar-10-batches-py/ (default: $GROUP_SCISSOR_DATA, ./data, ../shared/datasets).")]
+DataDir = Annotated[Path | None, typer.Option(help="Folder holding MNIST/raw/ or cifar-10-batches-py/ "
+                    "(default: $GROUP_SCISSOR_DATA if set, else ./data, then ../shared/datasets).")]
 Epochs = Annotated[int, typer.Option(help="Epochs to train.")]
 Lr = Annotated[float, typer.Option(help="Peak learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Global mini-batch size.")]

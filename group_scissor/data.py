@@ -4,8 +4,9 @@ Every loader returns a ``Split`` whose ``x`` is a float32 tensor (N, C, H, W), a
 and ``y`` an int64 tensor (N,). Nothing is decoded per sample during training; augmentation
 (CIFAR-10: random crop with 4-pixel padding + horizontal flip) is applied per batch with tensor ops.
 
-Where the files are looked for: ``data_dir`` if given, else ``$GROUP_SCISSOR_DATA``, else
-``./data``, else ``../shared/datasets``. Inside it:
+Where the files are looked for: ``data_dir`` if given, else ``$GROUP_SCISSOR_DATA`` if set (and
+then only there: a variable pointing at the wrong folder is an error, not a silent fallback), else
+``./data``, then ``../shared/datasets``. Inside it:
   MNIST     <dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz  (or <dir>/ or <dir>/mnist/)
   CIFAR-10  <dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}
 The ``digits`` data set (8x8 handwritten digits, 1,797 samples) ships inside scikit-learn; it is
@@ -69,10 +70,21 @@ class Dataset:
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    """Where to look: ``data_dir``, else ``$GROUP_SCISSOR_DATA`` alone when set, else the defaults."""
     if data_dir is not None:
         return [Path(data_dir)]
-    dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-    return dirs + [Path("data"), Path("..") / "shared" / "datasets"]
+    if os.environ.get(DATA_ENV):
+        return [Path(os.environ[DATA_ENV])]
+    return [Path("data"), Path("..") / "shared" / "datasets"]
+
+
+def _how_to_fix(data_dir: str | os.PathLike | None) -> str:
+    """The last sentence of a 'not found' error: how to point the loader at the files."""
+    if data_dir is None and os.environ.get(DATA_ENV):
+        return (f"${DATA_ENV} is set to {os.environ[DATA_ENV]!r}, so only that folder is searched: "
+                f"point it at the folder that holds MNIST/raw/ or {CIFAR_DIR}/, pass --data-dir, or "
+                "unset it to search ./data and ../shared/datasets. No download is attempted.")
+    return f"Put them there and pass --data-dir <dir> (or set ${DATA_ENV}); no download is attempted."
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
@@ -89,8 +101,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
             f"folder that holds MNIST/raw/ or {CIFAR_DIR}/ (or set ${DATA_ENV}); "
             "'--dataset digits' needs no files."
         )
+    env = os.environ.get(DATA_ENV) if data_dir is None else None
+    if env and not Path(env).is_dir():
+        raise DataError(
+            f"${DATA_ENV} is set to {env!r}, which is not a folder; when set, it is the only place "
+            f"searched. Point it at the folder that holds MNIST/raw/ or {CIFAR_DIR}/, or unset it "
+            "to search ./data and ../shared/datasets (or pass --data-dir)."
+        )
     loader = _load_mnist if key == "mnist" else _load_cifar10
-    return loader(dirs)
+    return loader(dirs, _how_to_fix(data_dir))
 
 
 def _searched(dirs: list[Path]) -> str:
@@ -99,7 +118,7 @@ def _searched(dirs: list[Path]) -> str:
 
 # ---- MNIST ------------------------------------------------------------------------------------
 
-def _find_mnist(dirs: list[Path]) -> Path:
+def _find_mnist(dirs: list[Path], how_to_fix: str) -> Path:
     for d in dirs:
         for sub in (d / "MNIST" / "raw", d, d / "mnist", d / "mnist" / "raw"):
             if all((sub / f).is_file() for pair in MNIST_FILES.values() for f in pair):
@@ -107,8 +126,7 @@ def _find_mnist(dirs: list[Path]) -> Path:
     expected = ", ".join(f for pair in MNIST_FILES.values() for f in pair)
     raise DataError(
         f"MNIST not found. Expected the four official files ({expected}) in <dir>/MNIST/raw/; "
-        f"searched: {_searched(dirs)}. Put them there and pass --data-dir <dir> "
-        f"(or set ${DATA_ENV}); no download is attempted."
+        f"searched: {_searched(dirs)}. {how_to_fix}"
     )
 
 
@@ -166,8 +184,8 @@ def _read_mnist_split(root: Path, img_f: str, lab_f: str) -> tuple[np.ndarray, n
     return imgs, _check_labels(root / lab_f, labs, 10)
 
 
-def _load_mnist(dirs: list[Path]) -> Dataset:
-    root = _find_mnist(dirs)
+def _load_mnist(dirs: list[Path], how_to_fix: str) -> Dataset:
+    root = _find_mnist(dirs, how_to_fix)
     splits = {}
     for split, (img_f, lab_f) in MNIST_FILES.items():
         imgs, labs = _read_mnist_split(root, img_f, lab_f)
@@ -178,15 +196,14 @@ def _load_mnist(dirs: list[Path]) -> Dataset:
 
 # ---- CIFAR-10 ---------------------------------------------------------------------------------
 
-def _load_cifar10(dirs: list[Path]) -> Dataset:
+def _load_cifar10(dirs: list[Path], how_to_fix: str) -> Dataset:
     root = next((d / CIFAR_DIR for d in dirs
                  if all((d / CIFAR_DIR / f).is_file() for fs in CIFAR_FILES.values() for f in fs)),
                 None)
     if root is None:
         raise DataError(
             f"CIFAR-10 not found. Expected {CIFAR_DIR}/ with data_batch_1..5 and test_batch "
-            f"(the official python version); searched: {_searched(dirs)}. Put the folder there "
-            f"and pass --data-dir <dir> (or set ${DATA_ENV}); no download is attempted."
+            f"(the official python version); searched: {_searched(dirs)}. {how_to_fix}"
         )
     splits = {}
     for split, files in CIFAR_FILES.items():

@@ -19,7 +19,7 @@ def prune_command(
     model: Annotated[str, Opt(help="Registered model name (see 'group-scissor models').")] = "lenet",
     dataset: Annotated[str, Opt("--dataset", help="mnist, cifar10 or digits (embedded).")] = "mnist",
     data_dir: Annotated[Path | None, Opt(help="Folder holding MNIST/raw/ or cifar-10-batches-py/ "
-                        "(default: $GROUP_SCISSOR_DATA, ./data, ../shared/datasets).")] = None,
+                        "(default: $GROUP_SCISSOR_DATA if set, else ./data, ../shared/datasets).")] = None,
     checkpoint: Annotated[Path | None, Opt(
         help="Rank-clipped checkpoint to prune (OUT/checkpoint.pt of 'group-scissor clip'); "
              "default: a fresh dense model.")] = None,

@@ -222,3 +222,43 @@ def test_cifar_odd_labels_are_data_errors(tmp_path, labels):
     fake_cifar(tmp_path, test_batch=_batch(labels=labels))
     with pytest.raises(DataError, match="test_batch: 'labels' must be"):
         load_dataset("cifar10", tmp_path)
+
+
+@pytest.fixture
+def in_project_with_data(tmp_path, monkeypatch):
+    """cwd holds ./data with MNIST and CIFAR-10, the fallbacks $GROUP_SCISSOR_DATA must not reach."""
+    project = tmp_path / "project"
+    fake_mnist(project / "data")
+    fake_cifar(project / "data")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    return project
+
+
+def test_data_env_unset_falls_back_to_dot_data(in_project_with_data):
+    assert len(load_dataset("mnist").test) == 6
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_data_env_pointing_nowhere_is_an_error(in_project_with_data, monkeypatch, name):
+    monkeypatch.setenv(DATA_ENV, str(in_project_with_data / "nope"))
+    with pytest.raises(DataError, match=rf"\${DATA_ENV} is set to '.*nope'.*not a folder.*unset it"):
+        load_dataset(name)
+
+
+@pytest.mark.parametrize("name, what", [("mnist", "MNIST/raw/"), ("cifar10", "cifar-10-batches-py/")])
+def test_data_env_without_the_files_is_an_error(in_project_with_data, monkeypatch, name, what):
+    empty = in_project_with_data / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(DATA_ENV, str(empty))
+    with pytest.raises(DataError, match=rf"searched: .*empty\b.*\${DATA_ENV} is set.*unset it") as e:
+        load_dataset(name)
+    assert what in str(e.value)
+    # an explicit data_dir still wins over the variable
+    assert len(load_dataset(name, in_project_with_data / "data").test) in (4, 6)
+
+
+def test_data_env_with_the_files_is_used(in_project_with_data, monkeypatch, tmp_path):
+    fake_mnist(tmp_path / "elsewhere", n_test=3)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
+    assert len(load_dataset("mnist").test) == 3
