@@ -15,9 +15,11 @@ upsampled to 1x28x28 so MNIST models run on it unchanged.
 
 import gzip
 import io
+import math
 import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,9 +138,9 @@ def read_idx(path: Path, expected_dims: int) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read IDX file ({e}); the file is truncated or not "
-                        "gzip. Replace it with the official file.") from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read IDX file ({type(e).__name__}: {e}); the file is "
+                        "truncated, corrupt or not gzip. Replace it with the official file.") from None
     if len(raw) < 4 + 4 * expected_dims:
         raise DataError(f"{path}: too short for an IDX header; replace it with the official file.")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
@@ -147,8 +149,8 @@ def read_idx(path: Path, expected_dims: int) -> np.ndarray:
                         f"(magic {raw[:4].hex()}); replace it with the official file.")
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise DataError(f"{path}: header says {shape} = {int(np.prod(shape))} bytes, file has "
+    if body.size != math.prod(shape):  # python ints: no int64 overflow from a corrupt header
+        raise DataError(f"{path}: header says {shape} = {math.prod(shape)} bytes, file has "
                         f"{body.size}; the file is truncated. Replace it with the official file.")
     return body.reshape(shape)
 

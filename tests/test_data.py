@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from group_scissor.data import DATA_ENV, DataError, augment_batch, load_dataset, read_idx
 
@@ -262,3 +264,56 @@ def test_data_env_with_the_files_is_used(in_project_with_data, monkeypatch, tmp_
     fake_mnist(tmp_path / "elsewhere", n_test=3)
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
     assert len(load_dataset("mnist").test) == 3
+
+
+def test_corrupt_gzip_body_is_a_data_error(tmp_path):
+    """A flipped byte inside the deflate stream is a zlib.error, not an OSError."""
+    raw = fake_mnist(tmp_path)
+    path = raw / "train-labels-idx1-ubyte.gz"
+    gz = bytearray(gzip.compress(gzip.decompress(path.read_bytes())))  # 10-byte header, no name
+    gz[10] = 0b111  # first deflate block: final, type 3 (reserved) -> "invalid block type"
+    path.write_bytes(bytes(gz))
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: cannot read"):
+        load_dataset("mnist", tmp_path)
+
+
+@st.composite
+def mutations(draw, base: bytes) -> bytes:
+    """``base`` with 1-4 random edits: a byte set, a cut-off tail, bytes inserted or deleted."""
+    b = bytearray(base)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["set", "truncate", "insert", "delete"]))
+        pos = draw(st.integers(0, max(len(b) - 1, 0)))
+        if op == "set" and b:
+            b[pos] = draw(st.integers(0, 255))
+        elif op == "truncate":
+            del b[pos:]
+        elif op == "insert":
+            b[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del b[pos:pos + draw(st.integers(1, 8))]
+    return bytes(b)
+
+
+_IDX = (struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 3, 4, 5)
+        + np.arange(60, dtype=np.uint8).tobytes())
+_FUZZ = settings(max_examples=100, deadline=None, database=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_FUZZ
+@given(data=st.data(), layer=st.sampled_from(["plain", "gz content", "gz stream"]))
+def test_idx_reader_on_mutated_files_reads_or_raises_data_error(tmp_path, data, layer):
+    if layer == "gz stream":
+        blob, name = data.draw(mutations(gzip.compress(_IDX, mtime=0))), "f.gz"
+    else:
+        blob, name = data.draw(mutations(_IDX)), "f"
+        if layer == "gz content":
+            blob, name = gzip.compress(blob, mtime=0), "f.gz"
+    (tmp_path / name).write_bytes(blob)
+    try:
+        arr = read_idx(tmp_path / name, 3)
+    except DataError:
+        return
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.uint8 and arr.ndim == 3
+
