@@ -18,6 +18,7 @@ import io
 import math
 import os
 import pickle
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -216,51 +217,132 @@ def _load_cifar10(dirs: list[Path], how_to_fix: str) -> Dataset:
     return Dataset("cifar10", splits["train"], splits["test"], 10)
 
 
-# CIFAR-10 batches are pickles, and unpickling calls whatever globals the file names. Only the
-# globals that rebuild the official batches' contents (dicts, lists, bytes, ints, uint8 arrays)
-# are resolved, each to a narrow stand-in; any other name (os.system, builtins.exec, ...) is
-# refused before anything is called.
-_NDARRAY = object()
-"""Stands for numpy.ndarray: only usable as the first argument of ``_reconstruct``."""
+# CIFAR-10 batches are pickles, and unpickling calls whatever the file names. _CifarUnpickler
+# resolves only the names that rebuild the official batches' contents (dicts, lists, bytes, ints
+# and numpy arrays); any other (os.system, builtins.exec, ...) is refused before anything runs.
+# Even the allowed names never reach numpy's own unpickling: numpy's dtype.__setstate__ crashes
+# the interpreter on a malformed state, and np.dtype(..., copy=False) is numpy's process-wide
+# dtype. The file's dtypes and arrays are read into the _Spec objects below, checked, and turned
+# into arrays only with np.frombuffer (so no allocation beyond the file's own bytes either).
+_SIMPLE_DTYPE = re.compile(r"b1|[iu][1248]|f[248]")
 
 
-def _array_shell(subtype, shape, dtype) -> np.ndarray:
+def _bad(what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"malformed {what}")
+
+
+def _text(v):
+    """A python 2 str reads as bytes under encoding='bytes'."""
+    return v.decode("latin1") if isinstance(v, bytes) else v
+
+
+class _Spec:
+    __slots__ = ()
+
+    def __setstate__(self, state):  # what BUILD calls; by default, refuse
+        raise _bad(f"BUILD on {type(self).__name__}")
+
+
+class _Callable(_Spec):
+    """An allowed global, as handed to the pickle: callable, and immune to BUILD."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+class _NdarrayType(_Spec):
+    """Stands for numpy.ndarray: only usable as the first argument of _reconstruct."""
+
+    __slots__ = ()
+
+
+class _DtypeSpec(_Spec):
+    """``numpy.dtype(kind, align, copy)`` then BUILD (byte order): a plain bool/int/float dtype."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, kind, align=False, copy=False):
+        kind = _text(kind)
+        if not (isinstance(kind, str) and _SIMPLE_DTYPE.fullmatch(kind)):
+            raise _bad(f"dtype {kind!r}: a CIFAR-10 batch holds only bool, int and float arrays")
+        self.dtype = np.dtype(kind)
+
+    def __setstate__(self, state):
+        # (version, byte order, subarray, names, fields, elsize, alignment, flags[, metadata])
+        if not (isinstance(state, tuple) and len(state) in (8, 9)
+                and all(v is None for v in state[2:5]) and _text(state[1]) in ("<", ">", "|", "=")):
+            raise _bad("dtype state")
+        if _text(state[1]) in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(_text(state[1]))
+
+
+class _ArraySpec(_Spec):
+    """A numpy array: from ``_reconstruct`` then BUILD (the official files), or ``_frombuffer``."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def __setstate__(self, state):
+        # ndarray.__reduce__'s state: (version, shape, dtype, is_fortran, raw bytes)
+        if self.array is not None or not (isinstance(state, tuple) and len(state) == 5):
+            raise _bad("array state")
+        _, shape, dtype, fortran, raw = state
+        if fortran not in (False, True):
+            raise _bad("array state")
+        self.array = _array(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _array(buf, dtype, shape, order) -> np.ndarray:
+    if not (isinstance(buf, bytes | bytearray) and isinstance(dtype, _DtypeSpec)
+            and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and _text(order) in ("C", "F")):
+        raise _bad("array")
+    return np.frombuffer(bytes(buf), dtype=dtype.dtype).reshape(shape, order=_text(order))
+
+
+def _reconstruct(subtype, shape, typecode) -> _ArraySpec:
     """numpy's ``_reconstruct(ndarray, (0,), b'b')``: the empty array that BUILD then fills."""
-    if subtype is not _NDARRAY or tuple(shape) != (0,):
-        raise pickle.UnpicklingError("unexpected arguments to numpy's _reconstruct")
-    return np.ndarray((0,), dtype=dtype)
+    if not (isinstance(subtype, _NdarrayType) and shape == (0,) and isinstance(typecode, bytes | str)):
+        raise _bad("numpy _reconstruct")
+    return _ArraySpec()
 
 
-def _array_from_buffer(buf, dtype, shape, order) -> np.ndarray:
+def _frombuffer(buf, dtype, shape, order) -> _ArraySpec:
     """numpy's ``_frombuffer``: arrays pickled with protocol 5 (python 3's default)."""
-    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+    return _ArraySpec(_array(buf, dtype, shape, order))
 
 
-def _numpy_scalar(dtype, data) -> np.generic:
-    """numpy's ``scalar(dtype, bytes)``: numpy ints in a 'labels' list written by python 3."""
-    dtype = np.dtype(dtype)
-    if dtype.hasobject or not isinstance(data, bytes) or len(data) != dtype.itemsize:
-        raise pickle.UnpicklingError("unexpected arguments to numpy's scalar")
-    return np.frombuffer(data, dtype=dtype)[0]
+def _scalar(dtype, data) -> int | float | bool:
+    """numpy's ``scalar(dtype, bytes)`` (numpy ints in a 'labels' list), as a python number."""
+    if not (isinstance(dtype, _DtypeSpec) and isinstance(data, bytes) and len(data) == dtype.dtype.itemsize):
+        raise _bad("numpy scalar")
+    return np.frombuffer(data, dtype=dtype.dtype)[0].item()
 
 
-def _latin1_bytes(text, encoding) -> bytes:
+def _latin1(text, encoding) -> bytes:
     """``_codecs.encode(str, 'latin1')``: how python 3 writes bytes with pickle protocol <= 2."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("unexpected arguments to _codecs.encode")
+    if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
+        raise _bad("_codecs.encode")
     return text.encode("latin1")
 
 
 _CIFAR_GLOBALS = {
-    ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _array_shell,  # the official files (numpy 1.x)
-    ("numpy._core.multiarray", "_reconstruct"): _array_shell,  # numpy >= 2
-    ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
-    ("numpy._core.numeric", "_frombuffer"): _array_from_buffer,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    ("_codecs", "encode"): _latin1_bytes,
+    ("numpy", "ndarray"): _NdarrayType(),
+    ("numpy", "dtype"): _Callable(_DtypeSpec),
+    ("numpy.core.multiarray", "_reconstruct"): _Callable(_reconstruct),  # the official files
+    ("numpy._core.multiarray", "_reconstruct"): _Callable(_reconstruct),  # written by numpy >= 2
+    ("numpy.core.numeric", "_frombuffer"): _Callable(_frombuffer),
+    ("numpy._core.numeric", "_frombuffer"): _Callable(_frombuffer),
+    ("numpy.core.multiarray", "scalar"): _Callable(_scalar),
+    ("numpy._core.multiarray", "scalar"): _Callable(_scalar),
+    ("_codecs", "encode"): _Callable(_latin1),
 }
 
 
@@ -274,6 +356,10 @@ class _CifarUnpickler(pickle.Unpickler):
             return _CIFAR_GLOBALS[(module, name)]
         except (KeyError, TypeError):
             raise _RefusedGlobal(f"{module}.{name}") from None
+
+
+def _resolved(v):
+    return v.array if isinstance(v, _ArraySpec) else v
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -293,9 +379,10 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e}); "
                         "replace it with the file from the official python tarball.") from None
     if not isinstance(d, dict):
-        raise DataError(f"{path}: holds a {type(d).__name__}, not a dict as a CIFAR-10 python batch "
-                        "does; replace it with the file from the official python tarball.")
-    data, labels = _batch_field(path, d, "data"), _batch_field(path, d, "labels")
+        what = "numpy value" if isinstance(d, _Spec) else type(d).__name__
+        raise DataError(f"{path}: holds a {what}, not a dict as a CIFAR-10 python batch does; "
+                        "replace it with the file from the official python tarball.")
+    data, labels = (_resolved(_batch_field(path, d, k)) for k in ("data", "labels"))
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
             and data.shape[1] == 3072):
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__

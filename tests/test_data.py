@@ -3,6 +3,8 @@ import gzip
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from group_scissor.data import DATA_ENV, DataError, augment_batch, load_dataset, read_idx
+from group_scissor.data import DATA_ENV, DataError, augment_batch, load_dataset, read_cifar_batch, read_idx
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -161,6 +163,23 @@ def test_cifar_batches_with_numpy_values_still_load(tmp_path, protocol):
     assert d.test.y.tolist() == [int(v) for v in batch[b"labels"]]
 
 
+
+def test_malformed_numpy_state_is_refused_without_reaching_numpy(tmp_path):
+    """numpy's own dtype.__setstate__ segfaults on a state that lost two fields (found by fuzzing),
+    so the batch's numpy values must be checked before numpy sees them. Run in a child process:
+    a regression fails this test instead of killing the test session."""
+    blob = pickle.dumps(_batch(), protocol=2)
+    state = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '|', None, None, None, -1, -1, 0)
+    assert blob.count(state) == 1
+    (tmp_path / "batch").write_bytes(blob.replace(state, state[2:]))
+    code = ("import sys; from group_scissor.data import DataError, read_cifar_batch\n"
+            "try: read_cifar_batch(sys.argv[1])\n"
+            "except DataError as e: print(e)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "batch")], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, f"child died with {r.returncode}: {r.stderr[-500:]}"
+    assert "malformed dtype state" in r.stdout
+
 @pytest.fixture
 def real_cifar_dir() -> Path:
     d = Path(os.environ.get(DATA_ENV, SHARED_DATA)) / "cifar-10-batches-py"
@@ -170,8 +189,6 @@ def real_cifar_dir() -> Path:
 
 
 def test_real_cifar_batch_passes_the_restricted_unpickler(real_cifar_dir):
-    from group_scissor.data import read_cifar_batch
-
     x, y = read_cifar_batch(real_cifar_dir / "test_batch")
     assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8
     assert y.shape == (10000,) and y.dtype == np.int64 and set(y.tolist()) == set(range(10))
@@ -266,6 +283,7 @@ def test_data_env_with_the_files_is_used(in_project_with_data, monkeypatch, tmp_
     assert len(load_dataset("mnist").test) == 3
 
 
+
 def test_corrupt_gzip_body_is_a_data_error(tmp_path):
     """A flipped byte inside the deflate stream is a zlib.error, not an OSError."""
     raw = fake_mnist(tmp_path)
@@ -275,6 +293,14 @@ def test_corrupt_gzip_body_is_a_data_error(tmp_path):
     path.write_bytes(bytes(gz))
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: cannot read"):
         load_dataset("mnist", tmp_path)
+
+
+def test_unreadable_cifar_batch_is_a_data_error(tmp_path):
+    d = fake_cifar(tmp_path)
+    (d / "test_batch").unlink()
+    (d / "test_batch").mkdir()  # found by name, but not a readable file
+    with pytest.raises(DataError, match="test_batch: cannot read"):
+        read_cifar_batch(d / "test_batch")
 
 
 @st.composite
@@ -316,4 +342,20 @@ def test_idx_reader_on_mutated_files_reads_or_raises_data_error(tmp_path, data, 
     except DataError:
         return
     assert isinstance(arr, np.ndarray) and arr.dtype == np.uint8 and arr.ndim == 3
+
+
+_BATCH = {b"data": np.arange(2 * 3072, dtype=np.uint32).astype(np.uint8).reshape(2, 3072),
+          b"labels": [np.int64(3), 7], b"batch_label": b"x"}  # a numpy int: dtype and scalar too
+
+
+@_FUZZ
+@given(data=st.data(), protocol=st.sampled_from([2, pickle.DEFAULT_PROTOCOL]))
+def test_cifar_reader_on_mutated_batches_reads_or_raises_data_error(tmp_path, data, protocol):
+    (tmp_path / "batch").write_bytes(data.draw(mutations(pickle.dumps(_BATCH, protocol=protocol))))
+    try:
+        x, y = read_cifar_batch(tmp_path / "batch")
+    except DataError:
+        return
+    assert x.dtype == np.uint8 and x.shape[1:] == (3, 32, 32) and len(x) >= 1
+    assert y.dtype == np.int64 and y.shape == (len(x),) and ((y >= 0) & (y < 10)).all()
 
