@@ -359,3 +359,15 @@ def test_cifar_reader_on_mutated_batches_reads_or_raises_data_error(tmp_path, da
     assert x.dtype == np.uint8 and x.shape[1:] == (3, 32, 32) and len(x) >= 1
     assert y.dtype == np.int64 and y.shape == (len(x),) and ((y >= 0) & (y < 10)).all()
 
+
+def test_cifar_memo_index_beyond_the_file_is_refused(tmp_path):
+    """CPython < 3.15's C unpickler sizes its memo by the largest index it is given, so a few
+    bytes could make it allocate and zero gigabytes (gh-115952); such an index is refused
+    before unpickling. 2**20 (16 MB if it were honoured) keeps this test cheap either way."""
+    blob = pickle.dumps(_batch(), protocol=2)
+    assert blob.startswith(b"\x80\x02}q\x00")  # the batch dict, memoized at index 0
+    blob = b"\x80\x02}r" + struct.pack("<I", 1 << 20) + blob[5:]
+    fake_cifar(tmp_path, test_batch=None)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(blob)
+    with pytest.raises(DataError, match=r"test_batch: .*memo index 1048576"):
+        load_dataset("cifar10", tmp_path)
