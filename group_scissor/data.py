@@ -305,7 +305,8 @@ def _array(buf, dtype, shape, order) -> np.ndarray:
             and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
             and _text(order) in ("C", "F")):
         raise _bad("array")
-    return np.frombuffer(bytes(buf), dtype=dtype.dtype).reshape(shape, order=_text(order))
+    # a copy into a bytearray: a writable array, as numpy's own unpickling gives
+    return np.frombuffer(bytearray(buf), dtype=dtype.dtype).reshape(shape, order=_text(order))
 
 
 def _reconstruct(subtype, shape, typecode) -> _ArraySpec:
@@ -424,7 +425,7 @@ def _batch_field(path: Path, d: dict, key: str):
     for k in (key.encode(), key):  # python 2 wrote bytes keys, python 3 may write str
         if k in d:
             return d[k]
-    keys = ", ".join(repr(k) for k in list(d)[:6]) + (", ..." if len(d) > 6 else "")
+    keys = ", ".join(repr(k)[:40] for k in list(d)[:6]) + (", ..." if len(d) > 6 else "")
     raise DataError(f"{path}: lacks '{key}' (keys: {keys or 'none'}); it is not a CIFAR-10 python "
                     "batch. Replace it with the official file.")
 

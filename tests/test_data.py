@@ -190,7 +190,7 @@ def real_cifar_dir() -> Path:
 
 def test_real_cifar_batch_passes_the_restricted_unpickler(real_cifar_dir):
     x, y = read_cifar_batch(real_cifar_dir / "test_batch")
-    assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8
+    assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8 and x.flags.writeable
     assert y.shape == (10000,) and y.dtype == np.int64 and set(y.tolist()) == set(range(10))
 
 
