@@ -41,7 +41,7 @@ class CompileConfig:
     dataset: str = "digits"
     """'digits' (embedded, the default), 'mnist' or 'cifar10'."""
     data_dir: str | None = None
-    """Folder with the data sets (default: $GROUP_SCISSOR_DATA, ./data, ../shared/datasets)."""
+    """Folder with the data sets (default: $GROUP_SCISSOR_DATA if set, else ./data, ../shared/datasets)."""
     crossbar: str = "64x64"
     """Crossbar size, ROWSxCOLS."""
     encoding: str = "differential"
