@@ -93,7 +93,7 @@ def main() -> None:
     # 5. place and route the chip and its dense baseline with the same settings
     place_cfg = mapping.PlaceConfig(method="fast")
     route_cfg = mapping.RouteConfig.for_spec(spec, method="negotiated")
-    design = mapped.design  # units (tiles T, output units A, input IN) + two-pin nets
+    design = mapped.design  # units (tiles T, output units A, input IN), buses (nets), row signals
     pl = mapping.place(design, place_cfg)
     rt = mapping.route(design, pl, route_cfg)
     dense = mapped.dense_baseline().design
