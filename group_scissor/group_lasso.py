@@ -338,7 +338,7 @@ def grouped_matrices(model: nn.Module, rows: int, lcols: int,
                 f"layer of that name; its matrices are: {', '.join(n for n, _, _ in found)}"
                 + (f" (layer names {', '.join(layers)} set both factors of a pair)" if layers
                    else "") + "; '*' sets every other matrix. Check the spelling "
-                "(--layer-lambda NAME=VALUE).")
+                "(--lambda '*=X,NAME=Y').")
     if config.layers is not None:
         unknown = [x for x in config.layers if x not in names]
         if unknown:
