@@ -198,9 +198,10 @@ def list_models() -> None:
     """List the registered models."""
     import models
 
+    width = max(map(len, models.available()))
     for name in models.available():
         i = models.info(name)
-        typer.echo(f"{name:10s} input {i.input_shape}  classes {i.num_classes}  "
+        typer.echo(f"{name:{width}s}  input {i.input_shape}  classes {i.num_classes}  "
                    f"dataset {i.default_dataset or '-'}")
 
 

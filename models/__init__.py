@@ -2,7 +2,7 @@
 
     >>> import models
     >>> models.available()
-    ['convnet', 'lenet']
+    ['convnet', 'lenet', 'mobilenet_v2', 'resnet18', 'resnet20', 'resnet50', 'vgg16', 'vgg16_cifar']
     >>> net = models.get("lenet")          # a fresh nn.Module every call
 
 Register your own network (any ``nn.Module`` whose weighted layers are
@@ -14,12 +14,18 @@ Register your own network (any ``nn.Module`` whose weighted layers are
 
 from models.convnet import ConvNet, WithinChannelLRN
 from models.lenet import LeNet
+from models.mobilenet import MobileNetV2
 from models.registry import ModelInfo, available, get, info, register
+from models.resnet import ResNet
+from models.vgg import VGG16
 
 __all__ = [
     "ConvNet",
     "LeNet",
+    "MobileNetV2",
     "ModelInfo",
+    "ResNet",
+    "VGG16",
     "WithinChannelLRN",
     "available",
     "get",

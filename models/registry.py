@@ -1,4 +1,15 @@
-"""Name -> model factory registry. ``get(name)`` always builds a fresh module."""
+"""Name -> model factory registry. ``get(name)`` always builds a fresh module.
+
+Built in: ``lenet`` (MNIST), ``convnet``, ``vgg16_cifar``, ``resnet20`` (CIFAR-10) and the
+ImageNet-shaped ``vgg16``, ``resnet18``, ``resnet50``, ``mobilenet_v2`` ((3, 224, 224), 1000 classes,
+no default data set: there is no ImageNet loader here).
+
+``low_rank_layers`` of the built-in models: every ``Linear`` and ``Conv2d`` except the last
+classifier (which stays dense, as in the paper), ResNet projection shortcuts included, MobileNetV2's
+depthwise convs excluded (a low-rank pair needs groups = 1). The lists are spelled out, not left
+empty, because callers read an empty tuple differently (``compress`` as "every layer", the pipeline
+as "none"), and computed from each family's layer plan so that registering builds no network.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -6,8 +17,12 @@ from dataclasses import dataclass
 from torch import nn
 
 from common.errors import ConfigError, UserError
+from models import mobilenet, resnet, vgg
 from models.convnet import ConvNet
 from models.lenet import LeNet
+from models.mobilenet import MobileNetV2
+from models.resnet import BasicBlock, Bottleneck, ResNet
+from models.vgg import VGG16
 
 
 @dataclass(frozen=True)
@@ -78,3 +93,15 @@ register("lenet", LeNet, input_shape=(1, 28, 28), num_classes=10, default_datase
          low_rank_layers=("conv1", "conv2", "fc1"))
 register("convnet", ConvNet, input_shape=(3, 32, 32), num_classes=10, default_dataset="cifar10",
          low_rank_layers=("conv1", "conv2", "conv3"))
+register("vgg16", VGG16, input_shape=(3, 224, 224), num_classes=1000,
+         low_rank_layers=vgg.factorizable_layers())
+register("vgg16_cifar", VGG16.cifar, input_shape=(3, 32, 32), num_classes=10, default_dataset="cifar10",
+         low_rank_layers=vgg.factorizable_layers(hidden=()))
+register("resnet20", ResNet.resnet20, input_shape=(3, 32, 32), num_classes=10, default_dataset="cifar10",
+         low_rank_layers=resnet.factorizable_layers(BasicBlock, (3, 3, 3), (16, 32, 64)))
+register("resnet18", ResNet.resnet18, input_shape=(3, 224, 224), num_classes=1000,
+         low_rank_layers=resnet.factorizable_layers(BasicBlock, (2, 2, 2, 2)))
+register("resnet50", ResNet.resnet50, input_shape=(3, 224, 224), num_classes=1000,
+         low_rank_layers=resnet.factorizable_layers(Bottleneck, (3, 4, 6, 3)))
+register("mobilenet_v2", MobileNetV2, input_shape=(3, 224, 224), num_classes=1000,
+         low_rank_layers=mobilenet.factorizable_layers())

@@ -1,9 +1,30 @@
+import operator
+
 import pytest
 import torch
 from torch import nn
 
 import models
+from models.lowrank import to_low_rank
 from models.registry import UnknownModelError
+
+# name: (parameters, classes, residual adds); VGG-16 and the ResNet-18/50 / MobileNetV2 counts are
+# torchvision's, vgg16_cifar is kuangliu/pytorch-cifar's VGG('VGG16'), resnet20 is the paper's
+# 269,722 (option A) + 2,752 for the two option-B projections (1x1 conv + BN: 16x32 + 64, 32x64 + 128).
+REFERENCE = {
+    "vgg16": (138_357_544, 1000, 0),
+    "vgg16_cifar": (14_728_266, 10, 0),
+    "resnet20": (269_722 + 2_752, 10, 9),
+    "resnet18": (11_689_512, 1000, 8),
+    "resnet50": (25_557_032, 1000, 16),
+    "mobilenet_v2": (3_504_872, 1000, 10),
+}
+ALL = ["convnet", "lenet", "mobilenet_v2", "resnet18", "resnet20", "resnet50", "vgg16", "vgg16_cifar"]
+
+
+def weighted(model, depthwise=True):
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
+            or (isinstance(m, nn.Conv2d) and (depthwise or m.groups == 1))]
 
 
 def matrix_shapes(model):
@@ -40,7 +61,7 @@ def test_within_channel_lrn_matches_caffe_formula():
 
 
 def test_registry_returns_fresh_modules_and_lists_names():
-    assert models.available() == ["convnet", "lenet"]
+    assert models.available() == ALL
     a, b = models.get("lenet"), models.get("LeNet")
     assert a is not b and a.fc1.weight.data_ptr() != b.fc1.weight.data_ptr()
 
@@ -58,5 +79,74 @@ def test_register_user_model():
 
 
 def test_unknown_model_names_the_available_ones():
-    with pytest.raises(UnknownModelError, match="available: convnet, lenet"):
+    with pytest.raises(UnknownModelError, match="available: " + ", ".join(ALL)):
         models.get("resnet")
+
+
+@pytest.mark.parametrize("name", REFERENCE)
+def test_reference_network_counts_forward_and_fx_trace(name):
+    params, classes, adds = REFERENCE[name]
+    info = models.info(name)
+    assert info.num_classes == classes
+    assert info.default_dataset == ("cifar10" if info.input_shape == (3, 32, 32) else None)
+    torch.manual_seed(0)
+    net = models.get(name).eval()
+    assert sum(p.numel() for p in net.parameters()) == params
+    traced = torch.fx.symbolic_trace(net)
+    assert sum(n.target is operator.add for n in traced.graph.nodes) == adds  # out + identity
+    x = torch.randn(1, *info.input_shape)
+    with torch.no_grad():
+        out = net(x)
+        assert out.shape == (1, classes)
+        assert torch.equal(traced(x), out)
+    # factorized by default: every Linear / Conv2d (groups=1) but the last classifier
+    assert list(info.low_rank_layers) == weighted(net, depthwise=False)[:-1]
+
+
+def test_vgg16_is_configuration_d():
+    net = models.get("vgg16_cifar")
+    assert len(weighted(net)) == 14 and sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 13
+    assert matrix_shapes(net)[0] == (27, 64) and matrix_shapes(net)[-1] == (512, 10)
+    assert [c for _, c in matrix_shapes(net)[:13]] == [64, 64, 128, 128] + [256] * 3 + [512] * 6
+    with torch.device("meta"):  # the ImageNet net: shapes only, no 550 MB of weights
+        big = models.get("vgg16")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in big.modules())
+    assert matrix_shapes(big)[13:] == [(25088, 4096), (4096, 4096), (4096, 1000)]
+    assert matrix_shapes(big)[:13] == matrix_shapes(net)[:13]
+
+
+def test_resnet_shortcuts_are_1x1_projections_where_the_shape_changes():
+    net = models.get("resnet20")
+    shortcuts = {n: m for n, m in net.named_modules() if n.endswith("downsample")}
+    assert list(shortcuts) == ["layer2.0.downsample", "layer3.0.downsample"]
+    for m in shortcuts.values():
+        assert isinstance(m[0], nn.Conv2d) and m[0].kernel_size == (1, 1) and m[0].stride == (2, 2)
+        assert isinstance(m[1], nn.BatchNorm2d)
+    with torch.device("meta"):
+        r50 = models.get("resnet50")
+    assert [n for n, _ in r50.named_modules() if n.endswith("downsample")] == [
+        f"layer{s}.0.downsample" for s in (1, 2, 3, 4)]
+    assert r50.layer2[0].conv2.stride == (2, 2) and r50.layer2[0].conv1.stride == (1, 1)  # v1.5
+
+
+def test_mobilenet_v2_depthwise_convs_and_relu6():
+    with torch.device("meta"):
+        net = models.get("mobilenet_v2")
+    dw = [m for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert len(dw) == 17 and all(m.groups == m.in_channels == m.out_channels for m in dw)
+    assert not any(type(m) is nn.ReLU for m in net.modules())
+    assert net.conv2.out_channels == 1280 and net.dropout.p == 0.2
+
+
+@pytest.mark.parametrize("name", ["vgg16_cifar", "resnet20", "mobilenet_v2"])
+def test_init_is_deterministic_and_default_layers_factorize(name):
+    torch.manual_seed(3)
+    a = models.get(name).eval()
+    torch.manual_seed(3)
+    b = models.get(name).eval()
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    x = torch.randn(2, *models.info(name).input_shape)
+    with torch.no_grad():
+        dense = a(x)
+        to_low_rank(b, models.info(name).low_rank_layers)  # full rank: the same function
+        assert torch.allclose(b(x), dense, atol=1e-4, rtol=1e-4)
