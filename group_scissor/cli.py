@@ -72,8 +72,7 @@ def clip(cfg, checkpoint: Checkpoint = None, teacher: Teacher = None,
          quiet: Quiet = False) -> None:
     """Rank clipping: train low-rank pairs while clipping their ranks; writes OUT/checkpoint.pt,
     ranks.json, ranks.png, metrics.json and the mapper's report (mapping.json)."""
-    import models
-    from group_scissor.compress import clip_stage
+    from group_scissor.compress import clip_stage, layers_to_clip
     from models.lowrank import ranks
 
     res = clip_stage(cfg.model, cfg.dataset, cfg.data_dir, cfg.clip_train, cfg.clip, out,
@@ -83,8 +82,8 @@ def clip(cfg, checkpoint: Checkpoint = None, teacher: Teacher = None,
     if res.is_main:
         m = res.extra.get("mapping", {})
         r = ranks(res.model)
-        asked = cfg.clip.layers or models.info(cfg.model).low_rank_layers
-        dense = [n for n in asked if n not in r]  # clipped to full rank: merged back
+        asked = layers_to_clip(cfg.clip, cfg.model)
+        dense = [n for n in asked or () if n not in r]  # clipped to full rank: merged back
         typer.echo(f"{cfg.model} on {cfg.dataset}: test accuracy {res.test_accuracy:.4f}, ranks "
                    f"{r}{f', merged back to dense: {dense}' if dense else ''}, cell area "
                    f"{m.get('cell_area_ratio', float('nan')):.2%} of dense -> {out}")

@@ -61,6 +61,12 @@ class ClipStageConfig:
         make_regularizer(self.regularizer, self.reg_strength)  # validates the name
 
 
+def layers_to_clip(clip_cfg: ClipStageConfig, model_name: str) -> tuple[str, ...] | None:
+    """The layers rank clipping factorizes: ``clip_cfg.layers``, else the model's registered
+    defaults; None (neither says): every Linear and Conv2d."""
+    return clip_cfg.layers or models.info(model_name).low_rank_layers or None
+
+
 def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
                clip_cfg: ClipStageConfig, out: Path, checkpoint=None, resume: bool = False,
                force: bool = False, progress: bool = True, crossbar: str = "64x64",
@@ -79,7 +85,7 @@ def clip_stage(model_name: str, dataset: str, data_dir, train_cfg: TrainConfig,
                                   clip_cfg.fine_tune_warmup_epochs)
     with run_folder(out, resume, force) as out:
         model, data = prepare(model_name, dataset, data_dir, train_cfg.seed, checkpoint)
-        layers = clip_cfg.layers or models.info(model_name).low_rank_layers or None
+        layers = layers_to_clip(clip_cfg, model_name)
         if not low_rank_layers(model):  # a dense checkpoint: factorize at full rank (same function)
             to_low_rank(model, layers)
         meta = {"model": model_name, "dataset": data.name, "stage": "clip"}

@@ -126,6 +126,7 @@ def validate(cfg: CompileConfig) -> None:
     """Every check that can run before training: the model, the data set's name and files,
     the stages' epoch budgets, the per-matrix lambdas against the clipped model, the teacher.
     Raises a UserError naming the setting; takes a few seconds at most."""
+    from group_scissor.compress import layers_to_clip
     from group_scissor.data import DATASETS, load_dataset
     from group_scissor.group_lasso import grouped_matrices
     from group_scissor.stages import check_fine_tune_epochs, fine_tune_restart
@@ -149,7 +150,7 @@ def validate(cfg: CompileConfig) -> None:
                           stage.fine_tune_warmup_epochs)
     spec = cfg.spec()
     model = load_model(cfg.model, cfg.baseline_checkpoint)  # a bad checkpoint fails now
-    to_low_rank(model, list(cfg.clip.layers or info.low_rank_layers))
+    to_low_rank(model, layers_to_clip(cfg.clip, cfg.model))
     grouped_matrices(model, spec.rows, spec.lcols, cfg.prune)  # unknown matrix names fail now
 
 
