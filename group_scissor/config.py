@@ -121,7 +121,7 @@ class CompileConfig:
             raise ConfigError(f"these settings are of schema_version {version!r}; this "
                               f"group-scissor reads schema {SCHEMA_VERSION}. Write them anew (see "
                               "the config.toml a compile writes) and re-run with --force.")
-        hints = typing.get_type_hints(cls)
+        hints, defaults = typing.get_type_hints(cls), cls()
         kw = {}
         for f in fields(cls):
             if f.name not in d:
@@ -131,7 +131,7 @@ class CompileConfig:
             if sub is RouteConfig and isinstance(v, dict):
                 v = _route(d, v)
             elif sub is not None and isinstance(v, dict):
-                v = _build(sub, {**asdict(getattr(cls(), f.name)), **v}, f.name)
+                v = _build(sub, {**asdict(getattr(defaults, f.name)), **v}, f.name)
             elif sub is not None and v is not None:
                 raise ConfigError(f"[{f.name}] is a table of settings, got {v!r}; set its fields, "
                                  f"e.g. --set {f.name}.<field>=VALUE")
@@ -201,7 +201,8 @@ TECH_ROUTE_FIELDS = ("gcells_per_site", "gcell_um", "wire_pitch_um", "routing_la
 
 
 def _route(top: dict, v: dict) -> RouteConfig:
-    """The [route] table over the grid the technology of the top-level settings gives."""
+    """The [route] table over the grid the technology of the top-level settings gives (a field
+    the technology fixes is refused by CompileConfig.__post_init__ unless it agrees)."""
     spec = CompileConfig(**{k: top[k] for k in ("crossbar", "encoding", "tech")
                             if isinstance(top.get(k), str)}).spec()  # bad types: reported later
     known = {f.name for f in fields(RouteConfig)}
@@ -209,14 +210,9 @@ def _route(top: dict, v: dict) -> RouteConfig:
     if unknown:
         raise ConfigError(f"[route]: unknown setting(s) {sorted(unknown)}; known: "
                           f"{', '.join(sorted(known - set(TECH_ROUTE_FIELDS)))}")
-    derived = RouteConfig.for_spec(spec)
     hints = typing.get_type_hints(RouteConfig)
-    kw = {k: _checked(f"route.{k}", x, hints[k]) for k, x in v.items()}
-    clash = [k for k in TECH_ROUTE_FIELDS if k in kw and kw[k] != getattr(derived, k)]
-    if clash:
-        raise ConfigError(f"[route] {', '.join(clash)} come from the technology; set them in the "
-                          "tech file (tech = FILE) instead of [route]")
-    return RouteConfig.for_spec(spec, **kw)
+    return RouteConfig.for_spec(spec, **{k: _checked(f"route.{k}", x, hints[k])
+                                         for k, x in v.items()})
 
 
 def _dataclass_of(tp):
