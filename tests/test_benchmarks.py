@@ -1,5 +1,6 @@
 """The benchmark scripts' plumbing: a mistake ends with a message and exit 2, not a traceback;
-two runs recording into one results file keep both entries."""
+two runs recording into one results file keep both entries; a ledger row is replaced only when
+asked."""
 
 import json
 import multiprocessing as mp
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import ledger
+from common.errors import ConfigError
 from common.io import update_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +69,38 @@ def test_concurrent_updates_lose_nothing(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(json.loads(path.read_text())) == 120
+
+
+def _row(name, **config):
+    return ledger.make_row(name, "lenet", config, {"test_accuracy": 0.99}, command="python x.py",
+                           date="2026-01-01T00:00:00", machine={})
+
+
+def test_a_row_is_replaced_only_when_asked(tmp_path):
+    ledger.append("rank_clipping", _row("a", tol=0.05), headline_key="lenet", results=tmp_path)
+    with pytest.raises(ConfigError, match="has a row 'a' already"):
+        ledger.append("rank_clipping", _row("a", tol=0.03), results=tmp_path)
+    with pytest.raises(ConfigError, match="pass --replace"):
+        ledger.refuse_existing("rank_clipping", "a", replace=False, results=tmp_path)
+    same = ledger.append("rank_clipping", _row("b", tol=0.05), headline_key="lenet",
+                         results=tmp_path)
+    assert same == ["a"]  # the same config under another name is reported
+    ledger.append("rank_clipping", _row("a", tol=0.03), replace=True, results=tmp_path)
+    doc = ledger.load("rank_clipping", tmp_path)
+    assert [r["name"] for r in doc["rows"]] == ["a", "b"]  # replaced in place
+    assert doc["rows"][0]["config"] == {"tol": 0.03}
+    assert doc["headline"] == {"lenet": "a"}  # a key's first row, until asked otherwise
+    ledger.append("rank_clipping", _row("c"), headline_key="lenet", make_headline=True,
+                  results=tmp_path)
+    assert ledger.load("rank_clipping", tmp_path)["headline"] == {"lenet": "c"}
+    with pytest.raises(ConfigError, match="row name"):
+        _row("two words")
+
+
+def test_config_hash_is_of_the_canonical_json():
+    assert ledger.config_hash({"a": 1, "b": [1, 2]}) == ledger.config_hash({"b": [1, 2], "a": 1})
+    assert ledger.config_hash({"a": 1}) != ledger.config_hash({"a": 1.5})
+    row = _row("x", ranks=(6, 9), path=Path("runs/x"))  # stored as JSON gives it back
+    assert row["config"] == {"ranks": [6, 9], "path": "runs/x"}
+    assert row["config_hash"] == ledger.config_hash(json.loads(json.dumps(row["config"])))
+
