@@ -1,9 +1,10 @@
 """The benchmark scripts' plumbing: a mistake ends with a message and exit 2, not a traceback;
-two runs recording into one results file keep both entries; a ledger row is replaced only when
-asked."""
+two runs recording into one results file keep both entries; one ledger per experiment, whose
+rows are complete and named as the scripts name them."""
 
 import json
 import multiprocessing as mp
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from common.errors import ConfigError
 from common.io import update_json
 
 ROOT = Path(__file__).resolve().parents[1]
+LEDGERS = {e: ledger.load(e) for e in ledger.EXPERIMENTS}
 
 
 def _bench(*args):
@@ -34,8 +36,11 @@ def _bench(*args):
      "fine_tune_warmup_epochs needs fine_tune_lr"),
     (["benchmarks/rank_clipping.py", "--model", "lenet", "--runs", "/nonexistent/runs"],
      "no dense baseline in /nonexistent/runs/lenet"),
-    (["benchmarks/rank_clipping.py", "--model", "lenet", "--select", "no-such-tag"],
-     "no lenet run tagged 'no-such-tag'"),
+    (["benchmarks/ledger.py", "headline", "rank_clipping", "lenet", "no-such-row"],
+     "no row 'no-such-row' in rank_clipping"),
+    # the README's command, run again: its row exists, so it stops before training
+    (shlex.split(ledger.headline("group_deletion", "convnet")["command"])[1:],
+     f"has a row '{ledger.headline('group_deletion', 'convnet')['name']}' already"),
 ])
 def test_a_mistake_ends_with_a_message_not_a_traceback(args, message):
     r = _bench(*args)
@@ -104,3 +109,47 @@ def test_config_hash_is_of_the_canonical_json():
     assert row["config"] == {"ranks": [6, 9], "path": "runs/x"}
     assert row["config_hash"] == ledger.config_hash(json.loads(json.dumps(row["config"])))
 
+
+def test_results_hold_one_ledger_per_experiment():
+    files = {p.name for p in ledger.RESULTS.iterdir()}
+    assert files == {f"{e}.json" for e in ledger.EXPERIMENTS}
+
+
+@pytest.mark.parametrize("experiment", list(ledger.EXPERIMENTS))
+def test_every_row_is_complete_and_hashes_to_its_config(experiment):
+    doc = LEDGERS[experiment]
+    assert doc["experiment"] == experiment and doc["rows"]
+    names = [r["name"] for r in doc["rows"]]
+    assert len(set(names)) == len(names), "row names are unique"
+    for r in doc["rows"]:
+        missing = [k for k in ledger.REQUIRED if k not in r]
+        assert not missing, f"{r.get('name')}: no {missing}"
+        assert ledger.NAME.fullmatch(r["name"]), r["name"]
+        assert isinstance(r["config"], dict) and isinstance(r["metrics"], dict)
+        assert isinstance(r["machine"], dict) and r["command"].startswith("python benchmarks/")
+        assert r["config_hash"] == ledger.config_hash(r["config"]), r["name"]
+    assert doc["headline"] and set(doc["headline"].values()) <= set(names)
+
+
+def test_the_routed_headline_is_the_deletion_headline():
+    for model in ("lenet", "convnet"):
+        routed = ledger.headline("routing", model)
+        pruned = ledger.headline("group_deletion", model)
+        assert str(Path(routed["config"]["checkpoint"]).parent) == pruned["outputs"]["run"]
+        assert routed["name"] == pruned["name"] + "-routed"
+
+
+def test_a_rows_name_is_the_one_its_command_gives():
+    """Run again, a row's command names the same row (and is refused without --replace)."""
+    from benchmarks import group_deletion, rank_clipping
+    from group_scissor.prune import parse_layer_lambda
+
+    for r in LEDGERS["group_deletion"]["rows"]:
+        args = group_deletion.parser().parse_args(shlex.split(r["command"])[2:])
+        lam = ({"*": args.lam, **parse_layer_lambda(args.layer_lambda)} if args.layer_lambda
+               else args.lam)
+        assert (args.name or group_deletion.row_name(args, lam)) == r["name"]
+        assert lam == r["config"]["prune"]["lambda_"]
+    for r in LEDGERS["rank_clipping"]["rows"]:
+        args = rank_clipping.parser().parse_args(shlex.split(r["command"])[2:])
+        assert (args.name or rank_clipping.run_name(args)) == r["name"]
