@@ -1,6 +1,6 @@
 """The benchmark scripts' plumbing: a mistake ends with a message and exit 2, not a traceback;
 two runs recording into one results file keep both entries; one ledger per experiment, whose
-rows are complete and named as the scripts name them."""
+rows are complete and named as the scripts name them, and the README's tables are the ledgers'."""
 
 import json
 import multiprocessing as mp
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import ledger
+from benchmarks import ledger, summary
 from common.errors import ConfigError
 from common.io import update_json
 
@@ -129,6 +129,12 @@ def test_every_row_is_complete_and_hashes_to_its_config(experiment):
         assert isinstance(r["machine"], dict) and r["command"].startswith("python benchmarks/")
         assert r["config_hash"] == ledger.config_hash(r["config"]), r["name"]
     assert doc["headline"] and set(doc["headline"].values()) <= set(names)
+
+
+def test_the_readme_tables_are_the_ledgers():
+    tables = summary.readme_tables(summary.Ledgers())
+    assert summary.readme_blocks((ROOT / "README.md").read_text()) == tables, (
+        "README.md's tables differ from the ledgers: python benchmarks/summary.py --readme")
 
 
 def test_the_routed_headline_is_the_deletion_headline():
