@@ -14,11 +14,12 @@ with a masked fine-tune of --magnitude-fine-tune-epochs. It also times one train
 the clipped model on --overhead-samples training samples without a penalty, with the prox and
 with the subgradient form (same trainer; wall and CPU time of the training steps), to check
 the penalty's overhead (<= 15 %).
-Results merge into --results (default benchmarks/results/group_deletion.json) under <model>.
+Records a row in the ledger benchmarks/results/group_deletion.json, named after the settings
+that tell runs apart (row_name; --name overrides); a model's first row is its headline,
+--headline makes this one it.
 """
 
 import argparse
-import datetime as dt
 import json
 import math
 import sys
@@ -29,9 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import flag_errors, guarded  # noqa: E402
-from benchmarks.machine import machine  # noqa: E402
-from common.io import update_json  # noqa: E402
 from group_scissor.data import Dataset, Split, load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig, distillation  # noqa: E402
 from group_scissor.group_lasso import GroupLasso, GroupLassoConfig, KeepMasks, grouped_matrices  # noqa: E402
@@ -46,8 +46,6 @@ from mapping.network import map_model  # noqa: E402
 from mapping.spec import CrossbarSpec  # noqa: E402
 from models.checkpoint import load_model  # noqa: E402
 from models.masks import set_mask  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results" / "group_deletion.json"
 
 
 def zeros_per_matrix(model, spec) -> dict[str, tuple[int, int]]:
@@ -117,13 +115,10 @@ def totals(report: dict) -> dict:
                                    "cell_area_ratio")} | {"wires": report["total"]}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("lenet", "convnet"), required=True)
-    ap.add_argument("--checkpoint", help="rank-clipped checkpoint.pt (required unless --promote)")
-    ap.add_argument("--promote", metavar="RESULTS_JSON", default=None,
-                    help="only copy MODEL's figures recorded in RESULTS_JSON (a run made with "
-                         "--results RESULTS_JSON) into --results as the headline")
+    ap.add_argument("--checkpoint", required=True, help="the rank-clipped checkpoint.pt")
     ap.add_argument("--baseline-metrics", default=None, help="metrics.json of the dense run")
     ap.add_argument("--dataset", default=None, help="default: the model's (mnist / cifar10)")
     ap.add_argument("--data-dir", default=None)
@@ -158,27 +153,58 @@ def main() -> None:
                     help="torch threads while timing (0: as the run); 1 is least disturbed by "
                          "other jobs on the machine")
     ap.add_argument("--runs", default="runs/bench")
-    ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--teacher", default=None, help="distil from this checkpoint (e.g. the dense "
                     "baseline's); the magnitude baseline's fine-tune distils from it too")
     ap.add_argument("--distill-weight", type=float, default=0.9)
     ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--fresh", action="store_true", help="start the prune run over (default: "
                     "resume an unfinished run with the same settings)")
+    ledger.add_arguments(ap, "row_name(): the model, lambda, epochs, the settings that differ "
+                         "from the defaults, and the clipped checkpoint's run folder")
+    return ap
+
+
+def row_name(args, lam: float | dict) -> str:
+    """A readable name that tells this run from the others: model, lambda (per-matrix values in
+    order, the '*' default left out when 0), epochs and fine-tune epochs, the settings that
+    differ from the defaults, then the clipped net it starts from (its run folder, without the
+    MODEL-clip- prefix), e.g. lenet-deletion-l1.3e-2-ep14-ft5-kd-from-nuclear-tol0.05-kd."""
+    if isinstance(lam, dict):
+        vals = [ledger.sci(v) for k, v in lam.items() if k != "*" or v != 0]
+        lam_label = ",".join(vals)
+    else:
+        lam_label = ledger.sci(lam)
+    parts = [args.model, "deletion", f"l{lam_label}", f"ep{args.epochs}",
+             f"ft{args.fine_tune_epochs:g}"]
+    if args.fine_tune_lr is not None:
+        parts.append(f"ftlr{args.fine_tune_lr:g}")
+    if args.fine_tune_warmup_epochs:
+        parts.append(f"warmup{args.fine_tune_warmup_epochs:g}")
+    if args.lr != 0.01:
+        parts.append(f"lr{args.lr:g}")
+    if args.threshold != 0.05:
+        parts.append(f"th{args.threshold:g}")
+    if args.subgradient:
+        parts.append("subgradient")
+    if args.sqrt_size_weighting:
+        parts.append("sqrt")
+    if args.rebalance:
+        parts.append("rebalance")
+    if args.teacher:
+        parts.append("kd" if args.distill_weight == 0.9 and args.distill_temperature == 4.0
+                     else f"kd{args.distill_weight:g}t{args.distill_temperature:g}")
+    if args.seed:
+        parts.append(f"s{args.seed}")
+    if (args.crossbar, args.encoding) != ("64x64", "differential"):
+        parts.append(f"{args.crossbar}-{args.encoding}")
+    clip = Path(args.checkpoint).parent.name
+    clip = clip.removeprefix(f"{args.model}-clip-")
+    return "-".join(parts + ["from", clip or "checkpoint"])
+
+
+def main() -> None:
+    ap = parser()
     args = ap.parse_args()
-    if args.promote:
-        path = Path(args.results)
-        src = Path(args.promote)
-        found = json.loads(src.read_text()) if src.is_file() else {}
-        if args.model not in found:
-            ap.error(f"--promote {src}: no {args.model!r} figures there; pass the --results "
-                     "file of a finished group_deletion.py run")
-        figures = {**found[args.model], "promoted_by": "python " + " ".join(sys.argv)}
-        update_json(path, lambda allres: {**allres, args.model: figures})
-        print(f"{args.model}: figures of {args.promote} -> {path}")
-        return
-    if not args.checkpoint:
-        ap.error("--checkpoint is required (the rank-clipped checkpoint.pt)")
     start = time.perf_counter()
     dataset = args.dataset or models.info(args.model).default_dataset
     spec = CrossbarSpec.parse(args.crossbar, encoding=args.encoding)
@@ -200,6 +226,8 @@ def main() -> None:
         if args.fine_tune_warmup_epochs and 0 < mag_ft <= args.fine_tune_warmup_epochs:
             raise ValueError("--fine-tune-warmup-epochs must be shorter than "
                              "--magnitude-fine-tune-epochs (the baseline warms up too)")
+    name = args.name or row_name(args, lam)
+    ledger.refuse_existing("group_deletion", name, args.replace)
     out = Path(args.runs) / f"{args.model}-prune"
     resume = (out / "resume.pt").is_file() and not args.fresh
     res = prune_stage(args.model, dataset, args.data_dir, cfg, pcfg, out,
@@ -216,8 +244,7 @@ def main() -> None:
     magnitude_prune(clipped, spec, zeros)
     mag = totals(wire_report(map_model(clipped, spec, shape)))
     mag["test_accuracy_no_fine_tune"] = evaluate(clipped, data.test.x, data.test.y)[1]
-    ft = (round(args.fine_tune_epochs) if args.magnitude_fine_tune_epochs is None
-          else args.magnitude_fine_tune_epochs)
+    ft = mag_ft
     ft_lr = args.fine_tune_lr or args.lr * 0.1
     mag["test_accuracy_fine_tuned"] = mag["wires_after_fine_tune"] = None
     if ft > 0:  # masked fine-tune, cosine from the prune run's fine-tune lr (default lr/10)
@@ -227,15 +254,20 @@ def main() -> None:
         mag["test_accuracy_fine_tuned"] = Trainer(clipped, data, fcfg, None, cbs,
                                                   progress=False).fit().test_accuracy
         mag["wires_after_fine_tune"] = map_model(clipped, spec, shape).total_wires
-    mag |= {"fine_tune_epochs": ft, "fine_tune_lr": ft_lr if ft else None,
-            "fine_tune_warmup_epochs": args.fine_tune_warmup_epochs if ft else None,
-            "method": "unstructured magnitude pruning (Han et al. 2015): per mapped matrix, the "
-                      "smallest-|w| weights masked to the same number of zeros as group deletion"}
     n_zero, n_all = (sum(v[i] for v in zeros.values()) for i in (0, 1))
     baseline = (json.loads(Path(args.baseline_metrics).read_text())
                 if args.baseline_metrics else {})
-    figures = {
+    config = {
         "model": args.model, "dataset": data.name, "crossbar": str(spec),
+        "checkpoint": args.checkpoint, "baseline_metrics": args.baseline_metrics,
+        "train": cfg.__dict__, "prune": pcfg.__dict__,
+        "distill": distill.__dict__ if distill else None,
+        "magnitude": {"fine_tune_epochs": ft, "fine_tune_lr": ft_lr if ft else None,
+                      "fine_tune_warmup_epochs": args.fine_tune_warmup_epochs if ft else None},
+        "overhead": ({"samples": args.overhead_samples, "repeats": args.overhead_repeats,
+                      "threads": args.overhead_threads} if args.overhead_samples > 0 else None),
+    }
+    metrics = {
         **totals(wires), "dense_baseline_wires": wires["dense_baseline"],
         "clipped_wires": wires["before"],
         "test_accuracy": res.test_accuracy,
@@ -246,31 +278,24 @@ def main() -> None:
         "penalty_overhead": (penalty_overhead(args, data, spec, args.lam)
                              if args.overhead_samples > 0 else None),
         "epoch_seconds": [h["seconds"] for h in res.history],
-        "settings": {"train": cfg.__dict__, "prune": pcfg.__dict__, "checkpoint": args.checkpoint,
-                     "distill": distill.__dict__ if distill else None,
-                     "baseline_metrics": args.baseline_metrics},
-        "run": str(out), "seconds": round(time.perf_counter() - start, 1),
-        "command": "python " + " ".join(sys.argv),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
+        "seconds": round(time.perf_counter() - start, 1),
     }
-    d, t, c, m = (figures["dense_baseline_wires"], figures["wires"], figures["clipped_wires"],
+    d, t, c, m = (metrics["dense_baseline_wires"], metrics["wires"], metrics["clipped_wires"],
                   mag["wires"])
     acc = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     print(f"{'':12s}{'dense':>10s}{'clipped':>10s}{'group del':>10s}{'magnitude':>10s}")
     for k in ("wires", "nets", "crossbars", "cells"):
         print(f"{k:12s}{d[k]:10d}{c[k]:10d}{t[k]:10d}{m[k]:10d}")
     print(f"{'wire ratio':12s}{1:10.2%}{c['wires'] / d['wires']:10.2%}"
-          f"{figures['wire_ratio']:10.2%}{mag['wire_ratio']:10.2%}")
-    print(f"{'accuracy':12s}{acc(figures['baseline_test_accuracy']):>10s}{acc(clipped_acc):>10s}"
+          f"{metrics['wire_ratio']:10.2%}{mag['wire_ratio']:10.2%}")
+    print(f"{'accuracy':12s}{acc(metrics['baseline_test_accuracy']):>10s}{acc(clipped_acc):>10s}"
           f"{acc(res.test_accuracy):>10s}{acc(mag.get('test_accuracy_fine_tuned')):>10s}"
           f"  (magnitude without fine-tune {mag['test_accuracy_no_fine_tune']:.4f})")
-    print(f"weight sparsity {figures['weight_sparsity']:.2%}, cell_area_ratio "
-          f"{figures['cell_area_ratio']:.2%}")
-    print(f"penalty overhead per epoch: {json.dumps(figures['penalty_overhead'])}")
-    path = Path(args.results)
-    update_json(path, lambda allres: {**allres, args.model: figures})
-    print(f"wrote {path}")
+    print(f"weight sparsity {metrics['weight_sparsity']:.2%}, cell_area_ratio "
+          f"{metrics['cell_area_ratio']:.2%}")
+    print(f"penalty overhead per epoch: {json.dumps(metrics['penalty_overhead'])}")
+    row = ledger.make_row(name, args.model, config, metrics, outputs={"run": str(out)})
+    ledger.record("group_deletion", row, args, args.model)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 
 
 def machine() -> dict:
-    """{"cpu", "cores", "torch", "python"} of this machine."""
+    """{"cpu", "cores", "torch", "python", "torch_threads"} of this machine and process."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -17,4 +17,4 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "torch_threads": torch.get_num_threads()}

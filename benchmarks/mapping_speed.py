@@ -1,6 +1,6 @@
 """Mapping speed at VGG-16 scale (138M weights) on 128x128 crossbars, dense vs group-sparse.
 
-    python benchmarks/mapping_speed.py            # writes benchmarks/results/mapping_speed.json
+    python benchmarks/mapping_speed.py            # row vgg16-128x128 of results/mapping_speed.json
     python benchmarks/mapping_speed.py --no-model # matrices only (skip map_model on VGG-16)
 
 1. map_matrix on the 16 VGG-16 matrices (float32), dense and with Group-Scissor-like
@@ -12,18 +12,17 @@ Peak process memory (ru_maxrss) is reported too; target: <= 10 s for step 1.
 """
 
 import argparse
-import json
 import resource
 import sys
 import time
 import tracemalloc
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
 from mapping import CrossbarSpec, map_matrix, map_model  # noqa: E402
 
@@ -82,8 +81,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crossbar", default="128x128")
     ap.add_argument("--no-model", action="store_true", help="skip map_model on a VGG-16 module")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mapping_speed.json")
+    ledger.add_arguments(ap, "vgg16-CROSSBAR, with -matrices-only under --no-model")
     args = ap.parse_args()
+    row_name = args.name or f"vgg16-{args.crossbar}" + ("-matrices-only" if args.no_model else "")
+    ledger.refuse_existing("mapping_speed", row_name, args.replace)
     spec = CrossbarSpec.parse(args.crossbar)
     rng = np.random.default_rng(0)
     dense = {name: rng.standard_normal((n, m), dtype=np.float32) for name, n, m in VGG16}
@@ -95,8 +96,7 @@ def main() -> None:
     s_stats, s_time, s_mem = timed(map_all, sparse, spec)
     del sparse
     res = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now().isoformat(), "crossbar": str(spec), "weights": weights,
+        "weights": weights,
         "map_matrix": {
             "dense": {"seconds": round(d_time, 3), "peak_traced_mib": round(d_mem, 1), **d_stats},
             "group_sparse": {"seconds": round(s_time, 3), "peak_traced_mib": round(s_mem, 1),
@@ -119,11 +119,8 @@ def main() -> None:
               f"{len(net.nets):,} nets")
     res["ru_maxrss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"process peak RSS {res['ru_maxrss_mib']:.0f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    config = {"crossbar": str(spec), "map_model": not args.no_model}
+    ledger.record("mapping_speed", ledger.make_row(row_name, "vgg16", config, res), args, "vgg16")
 
 
 if __name__ == "__main__":

@@ -7,26 +7,22 @@ Starts from the dense checkpoint of benchmarks/train_dense.py (runs/bench/<model
 stage with the recipe below (a run lives in runs/bench/<model>-clip-<method>, resumable), then
 prints and records: cell_area_ratio, test accuracy beside the dense baseline's, ranks,
 crossbar_area_ratio at 32x32 / 64x64 / 128x128, and the epoch time of clipped training beside
-one epoch of dense training timed in the same run. Results merge into
-benchmarks/results/rank_clipping.json under "<model>" (the method named by --record-as, default
-the first run) and "<model>_methods".
+one epoch of dense training timed in the same run. Records a row in the ledger
+benchmarks/results/rank_clipping.json named as the run folder, <model>-clip-<method>-tol<T><tag>
+(--name overrides); a model's first row is its headline, --headline makes this one it.
 """
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import flag_errors, guarded  # noqa: E402
-from benchmarks.machine import machine  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
-from common.io import update_json  # noqa: E402
 from group_scissor.compress import ClipStageConfig, clip_stage  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.distill import DistillConfig  # noqa: E402
@@ -61,7 +57,7 @@ def dense_epoch_seconds(model_name, data, cfg, checkpoint) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(RECIPES), required=True)
     ap.add_argument("--method", choices=sorted(REG_STRENGTH), default="plain")
@@ -78,26 +74,24 @@ def main() -> None:
                     help="distil from the dense baseline (knowledge distillation)")
     ap.add_argument("--distill-weight", type=float, default=0.9)
     ap.add_argument("--distill-temperature", type=float, default=4.0)
-    ap.add_argument("--tag", default="", help="suffix for the run's name and results key")
+    ap.add_argument("--tag", default="", help="suffix of the run folder's and the row's name "
+                    "(e.g. --tag=-kd)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--runs", default="runs/bench")
-    ap.add_argument("--record-as-main", action="store_true",
-                    help="also record this run as the model's headline figure")
-    ap.add_argument("--select", metavar="TAG", default=None,
-                    help="only make the recorded run TAG (e.g. plain-tol0.05) the headline")
-    args = ap.parse_args()
-    path = Path(__file__).parent / "results" / "rank_clipping.json"
-    if args.select:
-        def select(allres):
-            runs = allres.get(f"{args.model}_methods", {})
-            if args.select not in runs:
-                raise ConfigError(f"no {args.model} run tagged {args.select!r} in {path}; "
-                                 f"recorded: {', '.join(runs) or 'none'}.")
-            return {**allres, args.model: {**runs[args.select],
-                                           "selected_by": "python " + " ".join(sys.argv)}}
+    ledger.add_arguments(ap, "the run folder's, MODEL-clip-METHOD-tolT plus --tag")
+    return ap
 
-        update_json(path, select)
-        return
+
+def run_name(args) -> str:
+    """The run folder's name under --runs, and the row's unless --name: the model, the method,
+    the tolerance (the recipe's unless --tolerance) and --tag."""
+    tol = args.tolerance or RECIPES[args.model]["clip"]["tolerance"]
+    return f"{args.model}-clip-{args.method}-tol{tol:g}{args.tag}"
+
+
+def main() -> None:
+    ap = parser()
+    args = ap.parse_args()
     r = RECIPES[args.model]
     dense_dir = Path(args.runs) / args.model
     strength = REG_STRENGTH[args.method] if args.reg_strength is None else args.reg_strength
@@ -116,9 +110,10 @@ def main() -> None:
     if not (dense_dir / "metrics.json").is_file():
         raise ConfigError(f"no dense baseline in {dense_dir}: run 'python benchmarks/train_dense.py "
                          f"--model {args.model} --runs {args.runs}' first (or pass --runs).")
+    name = args.name or run_name(args)
+    ledger.refuse_existing("rank_clipping", name, args.replace)
     baseline = json.loads((dense_dir / "metrics.json").read_text())
-    tag = f"{args.method}-tol{ccfg.tolerance:g}{args.tag}"
-    out = Path(args.runs) / f"{args.model}-clip-{tag}"
+    out = Path(args.runs) / run_name(args)
     res = clip_stage(args.model, r["dataset"], args.data_dir, train_cfg, ccfg, out,
                      checkpoint=dense_dir / "checkpoint.pt",
                      resume=(out / "resume.pt").is_file(), progress=False, distill=distill)
@@ -132,8 +127,7 @@ def main() -> None:
                           "cell_area_ratio": round(m.cell_area_ratio, 4),
                           "n_crossbars": m.n_crossbars, "dense_crossbars": m.baseline.n_crossbars}
     ranks = json.loads((out / "ranks.json").read_text())
-    figures = {
-        "method": args.method, "reg_strength": strength,
+    metrics = {
         "cell_area_ratio": per_size["64x64"]["cell_area_ratio"],
         "paper_cell_area_ratio": {"lenet": 0.1362, "convnet": 0.5181}[args.model],
         "test_accuracy": res.test_accuracy,
@@ -143,29 +137,21 @@ def main() -> None:
         "crossbars": per_size,
         "epoch_seconds_clipped": [h["seconds"] for h in res.history],
         "epoch_seconds_dense_same_run": round(dense_s, 2),
-        "recipe": {"train": train_cfg.__dict__, "clip": ccfg.__dict__,
-                   "distill": distill.__dict__ if distill else None},
-        "checkpoint": str(out / "checkpoint.pt"),
-        "command": "python " + " ".join(sys.argv),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
-        "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps({k: figures[k] for k in ("method", "cell_area_ratio", "test_accuracy",
-                                              "baseline_test_accuracy", "ranks")}, indent=1))
+    config = {"model": args.model, "method": args.method, "reg_strength": strength,
+              "dense_checkpoint": str(dense_dir / "checkpoint.pt"), "train": train_cfg.__dict__,
+              "clip": ccfg.__dict__, "distill": distill.__dict__ if distill else None}
+    row = ledger.make_row(name, args.model, config, metrics,
+                          outputs={"checkpoint": str(out / "checkpoint.pt")})
+    print(json.dumps({"name": name, "method": args.method} | {k: metrics[k] for k in (
+        "cell_area_ratio", "test_accuracy", "baseline_test_accuracy", "ranks")}, indent=1))
     print(f"{'':10s}{'dense':>10s}{'clipped':>10s}")
     print(f"{'accuracy':10s}{baseline['test_accuracy']:10.4f}{res.test_accuracy:10.4f}")
-    print(f"{'cells':10s}{1:10.2%}{figures['cell_area_ratio']:10.2%}")
+    print(f"{'cells':10s}{1:10.2%}{metrics['cell_area_ratio']:10.2%}")
     for size, f in per_size.items():
         print(f"{size:10s}{f['dense_crossbars']:10d}{f['n_crossbars']:10d}  crossbars")
-    print(f"{'epoch s':10s}{dense_s:10.1f}{figures['epoch_seconds_clipped'][-1]:10.1f}")
-    def record(allres):
-        allres.setdefault(f"{args.model}_methods", {})[tag] = figures
-        if args.record_as_main or args.model not in allres:
-            allres[args.model] = figures
-        return allres
-
-    update_json(path, record)
+    print(f"{'epoch s':10s}{dense_s:10.1f}{metrics['epoch_seconds_clipped'][-1]:10.1f}")
+    ledger.record("rank_clipping", row, args, args.model)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Placement + global routing at scale, and LeNet/ConvNet from the mapper against the bound.
 
-    python benchmarks/routing_scale.py                       # everything -> results/routing.json
-    python benchmarks/routing_scale.py --only vgg16-128      # some entries (others are kept)
+    python benchmarks/routing_scale.py --replace             # every design: its row in results/routing.json
+    python benchmarks/routing_scale.py --only vgg16-128 --replace   # some designs (other rows are kept)
+    python benchmarks/routing_scale.py --trained lenet runs/bench-l13kd/lenet-prune/checkpoint.pt
 
 1. Synthetic dense designs built from layer shapes exactly as hardware-model.md section 3
    builds a mapped network (tile grid ceil(N/rows) x ceil(M/lcols); input bus producer
@@ -16,23 +17,30 @@
    overflow; plus a Group-Scissor-like random group deletion of the same models (50 % of the
    input-wire groups, 30 % of the output-wire groups, 20 % of the tiles zeroed) for
    routing_area_ratio against the dense baseline.
+3. --trained MODEL CHECKPOINT: a trained (Group-Scissor-compressed) checkpoint and its dense
+   baseline, routed with the same settings: the paper's routing area. Its row is named after the
+   group_deletion row that made the checkpoint (<that row>-routed); a model's first such row is
+   its headline, --headline makes this one it.
+Each design is a row of the ledger benchmarks/results/routing.json (ROWS names them); a row is
+replaced only with --replace.
 """
 
 import argparse
 import json
+import os
+import re
 import resource
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from common.io import update_json  # noqa: E402
 from mapping.design import Design, Net, Unit  # noqa: E402
 
 # (name, rows N, cols M, rows per input channel): conv rows are (c, ky, kx) -> kh*kw per
@@ -73,7 +81,32 @@ def layered_design(layers: list[tuple[str, int, int, int]], rows: int, cols: int
 SYNTHETIC = {"lenet64": (LENET, 64), "vgg16-512": (VGG16, 512), "vgg16-256": (VGG16, 256),
              "vgg16-128": (VGG16, 128)}
 MAPPED = ("lenet", "convnet")
-RESULTS = Path(__file__).resolve().parent / "results" / "routing.json"
+ROWS = {"lenet64": "synthetic-lenet-64x64", "vgg16-512": "synthetic-vgg16-512x512",
+        "vgg16-256": "synthetic-vgg16-256x256", "vgg16-128": "synthetic-vgg16-128x128",
+        "lenet": "lenet-dense-64x64", "convnet": "convnet-dense-64x64"}
+MODEL = {"lenet64": "lenet", "vgg16-512": "vgg16", "vgg16-256": "vgg16", "vgg16-128": "vgg16",
+         "lenet": "lenet", "convnet": "convnet"}
+CONFIG_KEYS = ("design", "checkpoint", "net_model", "pin_access", "tracks_per_gcell_edge",
+               "gcells_per_site")
+"""What decides a routing (the design, the checkpoint, the router's settings): a row's config;
+everything else a design's entry reports is its metrics."""
+
+
+def split(res: dict) -> tuple[dict, dict]:
+    """A design's result -> (config, metrics)."""
+    return ({k: res[k] for k in CONFIG_KEYS if k in res},
+            {k: v for k, v in res.items() if k not in CONFIG_KEYS})
+
+
+def routed_name(model: str, checkpoint: str) -> str:
+    """<group_deletion row>-routed for the checkpoint of a group_deletion run (its run folder is
+    the row's outputs.run), else MODEL-routed-<the checkpoint's folder>."""
+    folder = os.path.normpath(Path(checkpoint).parent)
+    for r in ledger.load("group_deletion")["rows"]:
+        if os.path.normpath(r.get("outputs", {}).get("run", "")) == folder:
+            return f"{r['name']}-routed"
+    slug = re.sub(r"[^A-Za-z0-9._,=+-]+", "-", folder).strip("-.")
+    return f"{model}-routed-{slug}"
 
 
 def _rss_mb() -> float:
@@ -229,31 +262,34 @@ def main() -> None:
     ap.add_argument("--trained", nargs=2, metavar=("MODEL", "CHECKPOINT"),
                     help="only route this trained checkpoint and its dense baseline")
     ap.add_argument("--child", choices=names, help=argparse.SUPPRESS)
+    ledger.add_arguments(ap, "ROWS[design] for a design; with --trained, the group_deletion "
+                         "row of the checkpoint's run folder plus -routed")
     args = ap.parse_args()
     if args.child:  # one entry in this process, JSON on stdout
         res = synthetic(args.child) if args.child in SYNTHETIC else mapped(args.child)
         print(json.dumps(res))
         return
     if args.trained:
-        res = trained(*args.trained)
-        res.update(command="python " + " ".join(sys.argv), date=datetime.now().isoformat())
-        key = f"{args.trained[0]}_compressed_trained"
-        update_json(RESULTS, lambda doc: {**doc, "designs": {**doc.get("designs", {}), key: res}},
-                    indent=1)
+        model, checkpoint = args.trained
+        name = args.name or routed_name(model, checkpoint)
+        ledger.refuse_existing("routing", name, args.replace)
+        res = trained(model, checkpoint)
+        config, metrics = split(res)
+        ledger.record("routing", ledger.make_row(name, model, config, metrics), args, model)
         print(json.dumps({k: res[k] for k in ("routing_area_ratio", "wires_ratio", "wirelength",
                                               "lower_bound", "overflow", "seconds")}))
         return
-    command = "python benchmarks/routing_scale.py" + (
-        "" if args.only == names else " --only " + " ".join(args.only))
-    designs = {}
-    for name in args.only:
-        out = subprocess.run([sys.executable, __file__, "--child", name], check=True,
+    if args.name and len(args.only) != 1:
+        ap.error("--name names one row: pass it with --only DESIGN (or --trained)")
+    rows = {d: args.name or ROWS[d] for d in args.only}
+    for name in rows.values():
+        ledger.refuse_existing("routing", name, args.replace)
+    for design in args.only:
+        out = subprocess.run([sys.executable, __file__, "--child", design], check=True,
                              capture_output=True, text=True).stdout
         res = json.loads(out.strip().splitlines()[-1])
-        res.update(command=command, date=datetime.now().isoformat())
-        designs[name] = res
         g = res.get("group_deleted", {})
-        print(f"{name:10s} {res['units']:6d} units {res['nets']:6d} nets  place {res['place_s']:6.1f}"
+        print(f"{design:10s} {res['units']:6d} units {res['nets']:6d} nets  place {res['place_s']:6.1f}"
               f" s  route {res['route_s']:6.1f} s  peak {res['peak_mb']:7.1f} MB  wl/lb "
               f"{res['wl_over_lb']:.4f}  overflow {res['overflow']} (>= "
               f"{res['overflow_lower_bound']})  max congestion {res['max_congestion']:.2f}"
@@ -262,13 +298,10 @@ def main() -> None:
                  f"{g['routing_area_ratio']:.2%} of dense (wires {g['wires_ratio']:.2%}), "
                  f"wl/lb {g['wl_over_lb']:.4f}, overflow {g['overflow']}" if g else ""),
               flush=True)
-    doc = {"benchmark": "routing_scale", "command": command, "date": datetime.now().isoformat(),
-           "target": "VGG-16 at 128x128 placed and routed in <= 120 s; LeNet/ConvNet dense at "
-                     "64x64: zero overflow at default capacity, wirelength <= 1.15 x lower bound"}
-    # merged under the lock: entries of other designs (and --trained runs) are kept
-    update_json(RESULTS, lambda old: {**old, **doc,
-                                      "designs": {**old.get("designs", {}), **designs}}, indent=1)
-    print(f"wrote {RESULTS}")
+        config, metrics = split(res)
+        # one row per design, appended under the ledger's lock as each one ends
+        ledger.record("routing", ledger.make_row(rows[design], MODEL[design], config, metrics),
+                      args, None)
 
 
 if __name__ == "__main__":

@@ -1,42 +1,290 @@
-"""Print the paper's table beside this project's measured figures, from benchmarks/results/.
+"""The paper's table beside this project's measured figures, from the ledgers in benchmarks/results/.
 
-    python benchmarks/summary.py
+    python benchmarks/summary.py             # the paper's table, from the headline rows
+    python benchmarks/summary.py --readme    # rewrite README.md's two tables from the ledgers
+    python benchmarks/summary.py --check     # exit 1 if README.md's tables differ from the ledgers
 
-Reads only committed result files (train_dense_*, rank_clipping, group_deletion, routing) and
-prints a Markdown table; a figure not measured yet shows as 'not measured'.
+Reads only the committed ledgers (benchmarks/ledger.py). The short table takes each model's
+headline rows of train_dense, rank_clipping, group_deletion and routing; a figure not measured
+yet shows as 'not measured'. The README's tables ("Measured figures beside the paper's", between
+the markers <!-- ledger:lenet --> / <!-- ledger:convnet --> and <!-- /ledger -->) are written
+here: every figure in them is a metric of a named row (the headlines, their replicates with
+another batch-order seed, and the rows in SECONDARY), every command a row's command (without
+--data-dir, which only says where this machine keeps its data sets).
 """
 
-import json
+import argparse
+import re
+import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import ledger  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 PAPER = {"lenet": ("MNIST", 13.62, 8.1), "convnet": ("CIFAR-10", 51.81, 52.06)}
+SECONDARY = {
+    # the README's other points beside each headline
+    "lenet": {
+        "clip_without_distillation": ("rank_clipping", "lenet-clip-nuclear-tol0.05"),
+        "deletion_more": ("group_deletion",
+                          "lenet-deletion-l1.6e-2-ep14-ft5-kd-from-nuclear-tol0.05-kd"),
+        "deletion_without_distillation": ("group_deletion",
+                                          "lenet-deletion-l5e-3-ep14-ft5-from-nuclear-tol0.05"),
+    },
+    "convnet": {
+        "clip_short_fine_tune": ("rank_clipping", "convnet-clip-nuclear-tol0.035-ft18-epyc"),
+        "deletion_more": ("group_deletion", "convnet-deletion-l2.6e-2,3.1e-2,2.6e-2-ep92-ft80-"
+                                            "ftlr0.02-rebalance-from-nuclear-tol0.035-ft30-lr0.02"),
+    },
+}
 
 
-def load(name: str) -> dict:
-    p = RESULTS / f"{name}.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+class Ledgers:
+    """Every ledger, read once."""
+
+    def __init__(self, results: Path = ledger.RESULTS):
+        self.docs = {e: ledger.load(e, results) for e in ledger.EXPERIMENTS}
+
+    def row(self, experiment: str, name: str) -> dict:
+        r = ledger.find(self.docs[experiment], name)
+        if r is None:
+            raise ConfigError(f"no row {name!r} in the {experiment} ledger")
+        return r
+
+    def head(self, experiment: str, key: str, strict: bool = True) -> dict | None:
+        name = self.docs[experiment]["headline"].get(key)
+        if name is None:
+            if strict:
+                raise ConfigError(f"the {experiment} ledger has no {key} headline")
+            return None
+        return self.row(experiment, name)
+
+    def replicates(self, experiment: str, of: dict) -> list[dict]:
+        """Rows with ``of``'s config except the batch-order seed (train.seed; the timing
+        settings under 'overhead' aside), in seed order."""
+        def key(r):
+            c = {k: v for k, v in r["config"].items() if k != "overhead"}
+            return {**c, "train": {k: v for k, v in c["train"].items() if k != "seed"}}
+
+        return sorted((r for r in self.docs[experiment]["rows"]
+                       if r["name"] != of["name"] and key(r) == key(of)),
+                      key=lambda r: r["config"]["train"]["seed"])
+
+    def routed(self, deletion: dict) -> dict:
+        """The routing row of a group_deletion row's net (its checkpoint is in the run folder)."""
+        run = deletion["outputs"]["run"]
+        for r in self.docs["routing"]["rows"]:
+            if str(Path(r["config"].get("checkpoint", "")).parent) == run:
+                return r
+        raise ConfigError(f"no routing row for the net of {deletion['name']!r} ({run})")
 
 
 def pct(x) -> str:
     return "not measured" if x is None else f"{100 * x:.2f} %"
 
 
-def main() -> None:
-    rc, gd, rt = load("rank_clipping"), load("group_deletion"), load("routing")
-    print("| model | | dense accuracy | crossbar area (cells) | wires | routing area | accuracy |")
-    print("|---|---|---|---|---|---|---|")
+def command(row: dict) -> str:
+    """The row's command as the README shows it: without --data-dir."""
+    return "`" + re.sub(r" --data-dir[ =]\S+", "", row["command"]) + "`"
+
+
+def lambdas(row: dict) -> str:
+    lam = row["config"]["prune"]["lambda_"]
+    if isinstance(lam, dict):
+        return " / ".join(ledger.sci(v) for k, v in lam.items() if k != "*" or v)
+    return ledger.sci(lam)
+
+
+def at(row: dict, ratio: str = "wire_ratio") -> str:
+    m = row["metrics"]
+    return f"{pct(m[ratio])} at {pct(m['test_accuracy'])}"
+
+
+def drop(row: dict) -> str:
+    m = row["metrics"]
+    return f"-{100 * (m['baseline_test_accuracy'] - m['test_accuracy']):.2f} pt"
+
+
+def overflow(row: dict) -> str:
+    n = row["metrics"]["overflow"]
+    return "zero overflow" if n == 0 else f"overflow {n}"
+
+
+def table(head: str, rows: list[tuple[str, str, str, str]]) -> str:
+    lines = [f"| {head} | paper | this project | command |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| {' | '.join(r)} |" for r in rows])
+
+
+def lenet_table(L: Ledgers) -> str:
+    _, paper_cells, paper_routing = PAPER["lenet"]
+    more = {k: L.row(*v) for k, v in SECONDARY["lenet"].items()}
+    dense = L.head("train_dense", "lenet")
+    clip = L.head("rank_clipping", "lenet")
+    dele = L.head("group_deletion", "lenet")
+    route = L.head("routing", "lenet")
+    trainer = L.head("trainer_overhead", "lenet")
+    seeds = L.replicates("group_deletion", dele)
+    more_seeds = L.replicates("group_deletion", more["deletion_more"])
+    nokd = more["deletion_without_distillation"]
+    mag = dele["metrics"]["magnitude_pruning"]
+    routed_net = next(r for r in L.docs["group_deletion"]["rows"]
+                      if r["outputs"]["run"] == str(Path(route["config"]["checkpoint"]).parent))
+    ranks = ", ".join(str(k) for k in clip["metrics"]["ranks"].values())
+    seed_text = (f"; seeds {', '.join(str(r['config']['train']['seed']) for r in seeds)}: "
+                 + ", ".join(at(r) for r in seeds)) if seeds else ""
+    more_seed_text = "".join(f"; seed {r['config']['train']['seed']}: "
+                             f"{pct(r['metrics']['test_accuracy'])}" for r in more_seeds)
+    tracks = route["config"]["tracks_per_gcell_edge"]
+    both_zero = route["metrics"]["overflow"] == 0 and route["metrics"]["dense"]["overflow"] == 0
+    return table("LeNet / MNIST", [
+        ("dense accuracy", "- (no loss claimed)",
+         f"{pct(dense['metrics']['test_accuracy'])} ({dense['config']['train']['epochs']} epochs)",
+         command(dense)),
+        ("crossbar area after rank clipping (cells, % of dense)", f"{paper_cells} %",
+         f"{at(clip, 'cell_area_ratio')} (ranks {ranks}; nuclear norm and distillation from the "
+         f"dense net; without distillation {at(more['clip_without_distillation'], 'cell_area_ratio')})",
+         command(clip)),
+        ("wires after group deletion (% of dense)", "-",
+         f"{at(dele)} (lambda {lambdas(dele)} with distillation{seed_text}); "
+         f"{at(more['deletion_more'])} ({lambdas(more['deletion_more'])}{more_seed_text}); "
+         f"without distillation {at(nokd)} ({lambdas(nokd)}); more points in "
+         "[docs/compression.md](docs/compression.md)",
+         command(dele)),
+        ("the same for magnitude pruning (Han et al.) at equal sparsity", "-",
+         f"{pct(mag['wire_ratio'])} at {pct(mag['test_accuracy_fine_tuned'])} "
+         f"({100 * dele['metrics']['weight_sparsity']:.0f} % of the weights zero): almost no wire "
+         "removed", "same"),
+        ("routing area (% of dense, same placer, router and settings)", f"{paper_routing} %",
+         f"{pct(route['metrics']['routing_area_ratio'])} (the lambda {lambdas(routed_net)} model); "
+         + (f"both it and the dense LeNet route with zero overflow at {tracks} tracks" if both_zero
+            else f"{overflow(route)} (dense: overflow {route['metrics']['dense']['overflow']}) "
+                 f"at {tracks} tracks"),
+         command(route)),
+        ("trainer overhead (epoch vs a bare PyTorch loop)", "-",
+         f"{trainer['metrics']['ratio_min_over_min']:.3f}", command(trainer)),
+    ])
+
+
+def convnet_table(L: Ledgers) -> str:
+    _, paper_cells, paper_routing = PAPER["convnet"]
+    more = {k: L.row(*v) for k, v in SECONDARY["convnet"].items()}
+    dense = L.head("train_dense", "convnet")
+    clip = L.head("rank_clipping", "convnet")
+    dele = L.head("group_deletion", "convnet")
+    route = L.head("routing", "convnet")
+    alt = more["deletion_more"]
+    short = more["clip_short_fine_tune"]
+    c, p = clip["config"]["clip"], dele["config"]["prune"]
+    m = dele["metrics"]
+    layers = ", ".join(k for k in p["lambda_"] if k != "*")
+    penalty_epochs = dele["config"]["train"]["epochs"] - round(p["fine_tune_epochs"])
+
+    def seeds(row):
+        return "".join(f"; with batch order seed {r['config']['train']['seed']}: {at(r)}"
+                       for r in L.replicates("group_deletion", row))
+
+    alt_route = L.routed(alt)
+    return table("ConvNet / CIFAR-10", [
+        ("dense accuracy", "- (no loss claimed)",
+         f"{pct(dense['metrics']['test_accuracy'])} ({dense['config']['train']['epochs']} epochs; "
+         "Caffe's reference for this net: 81.65 %)", command(dense)),
+        ("crossbar area after rank clipping (cells, % of dense)", f"{paper_cells} %",
+         f"{at(clip, 'cell_area_ratio')} (ranks "
+         f"{', '.join(str(k) for k in clip['metrics']['ranks'].values())}; {drop(clip)}; a "
+         f"{c['fine_tune_epochs']}-epoch fine-tune restarted at lr {c['fine_tune_lr']:g}); "
+         f"{at(short, 'cell_area_ratio')} with {short['config']['clip']['fine_tune_epochs']} "
+         "fine-tune epochs"
+         + (", no restart" if short["config"]["clip"]["fine_tune_lr"] is None else ""),
+         command(clip)),
+        ("wires after group deletion (% of dense)", "-",
+         f"{at(dele)} ({drop(dele)}; lambda {lambdas(dele)} on {layers} for {penalty_epochs} "
+         f"epochs, then the pairs rebalanced and {p['fine_tune_epochs']:g} fine-tune epochs "
+         f"restarted at lr {p['fine_tune_lr']:g}; the clipped net alone: "
+         f"{pct(m['clipped_wires']['wires'] / m['dense_baseline_wires']['wires'])}{seeds(dele)}); "
+         f"{at(alt)} ({lambdas(alt)}{seeds(alt)}); magnitude pruning at the same sparsity: "
+         f"{pct(m['magnitude_pruning']['wire_ratio'])}; see [docs/compression.md](docs/compression.md)",
+         command(dele)),
+        ("routing area (% of dense)", f"{paper_routing} %",
+         f"{pct(route['metrics']['routing_area_ratio'])}, {overflow(route)} (the "
+         f"{pct(m['wire_ratio'])} net above; the {pct(alt['metrics']['wire_ratio'])} net: "
+         f"{pct(alt_route['metrics']['routing_area_ratio'])})", command(route)),
+    ])
+
+
+def readme_tables(L: Ledgers) -> dict[str, str]:
+    """The README's tables by marker, generated from the ledgers."""
+    return {"lenet": lenet_table(L), "convnet": convnet_table(L)}
+
+
+BLOCK = re.compile(r"(<!-- ledger:(\w+) -->\n)(.*?)(<!-- /ledger -->)", re.S)
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The tables between the markers of ``text`` (a README), by marker."""
+    return {m.group(2): m.group(3).rstrip("\n") for m in BLOCK.finditer(text)}
+
+
+def with_tables(text: str, tables: dict[str, str]) -> str:
+    found = readme_blocks(text)
+    if set(found) != set(tables):
+        raise ConfigError(f"README markers {sorted(found)}, expected {sorted(tables)}")
+    return BLOCK.sub(lambda m: m.group(1) + tables[m.group(2)] + "\n" + m.group(4), text)
+
+
+def paper_table(L: Ledgers) -> str:
+    lines = ["| model | | dense accuracy | crossbar area (cells) | wires | routing area | accuracy |",
+             "|---|---|---|---|---|---|---|"]
     for model, (ds, cell, route) in PAPER.items():
-        dense = load(f"train_dense_{model}")
-        r, g = rc.get(model, {}), gd.get(model, {})
-        routed = rt.get("designs", {}).get(f"{model}_compressed_trained", {})
-        print(f"| {model} / {ds} | paper | - | {cell} % | - | {route} % | no loss |")
-        acc = g.get("test_accuracy", r.get("test_accuracy"))
-        print(f"| | this project | {pct(dense.get('test_accuracy'))} | "
-              f"{pct(g.get('cell_area_ratio', r.get('cell_area_ratio')))} | "
-              f"{pct(g.get('wire_ratio'))} | {pct(routed.get('routing_area_ratio'))} | "
-              f"{pct(acc)} |")
+        dense = (L.head("train_dense", model, False) or {}).get("metrics", {})
+        r = (L.head("rank_clipping", model, False) or {}).get("metrics", {})
+        g = (L.head("group_deletion", model, False) or {}).get("metrics", {})
+        routed = (L.head("routing", model, False) or {}).get("metrics", {})
+        lines.append(f"| {model} / {ds} | paper | - | {cell} % | - | {route} % | no loss |")
+        lines.append(f"| | this project | {pct(dense.get('test_accuracy'))} | "
+                     f"{pct(g.get('cell_area_ratio', r.get('cell_area_ratio')))} | "
+                     f"{pct(g.get('wire_ratio'))} | {pct(routed.get('routing_area_ratio'))} | "
+                     f"{pct(g.get('test_accuracy', r.get('test_accuracy')))} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    what = ap.add_mutually_exclusive_group()
+    what.add_argument("--readme", action="store_true",
+                      help="rewrite the tables between the ledger markers of README.md")
+    what.add_argument("--check", action="store_true",
+                      help="exit 1 if README.md's tables differ from the ledgers'")
+    ap.add_argument("--readme-path", type=Path, default=README, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    L = Ledgers()
+    if not (args.readme or args.check):
+        print(paper_table(L))
+        return
+    text = args.readme_path.read_text()
+    new = with_tables(text, readme_tables(L))
+    if args.readme:
+        if new != text:
+            from common.io import write_text
+
+            write_text(args.readme_path, new)
+        print(f"{args.readme_path}: tables {'rewritten' if new != text else 'already current'}")
+        return
+    old, fresh = readme_blocks(text), readme_blocks(new)
+    stale = [k for k in fresh if old[k] != fresh[k]]
+    for k in stale:
+        print(f"README table {k!r} differs from the ledgers:")
+        for a, b in zip(old[k].splitlines(), fresh[k].splitlines(), strict=False):
+            if a != b:
+                print(f"  README:  {a}\n  ledgers: {b}")
+    if stale:
+        print("run: python benchmarks/summary.py --readme")
+        raise SystemExit(1)
+    print("README tables match the ledgers")
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.guard import guarded
+
+    guarded(main)

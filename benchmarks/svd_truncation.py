@@ -9,19 +9,19 @@ each tolerance with the same rule as a clip (smallest rank keeping all but ``tol
 weight energy), merges back pairs that cost more cells than the dense layer (as the clip stage
 does), and records ranks, cell_area_ratio (64x64) and test accuracy beside the dense model's.
 It shows how much of the cell saving is free and how much must be trained for.
-Writes benchmarks/results/svd_truncation.json under "<model>".
+Records a row (default name <model>-svd-truncation) in the ledger
+benchmarks/results/svd_truncation.json.
 """
 
 import argparse
 import copy
-import datetime as dt
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from common.io import update_json  # noqa: E402
 from group_scissor.compress import merge_unprofitable  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.rank_clip import clip_pair  # noqa: E402
@@ -40,7 +40,10 @@ def main() -> None:
     ap.add_argument("--tolerances", type=float, nargs="+", default=list(TOLERANCES))
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--runs", default="runs/bench")
+    ledger.add_arguments(ap, "MODEL-svd-truncation")
     args = ap.parse_args()
+    row_name = args.name or f"{args.model}-svd-truncation"
+    ledger.refuse_existing("svd_truncation", row_name, args.replace)
     info = models.info(args.model)
     dense_ckpt = Path(args.runs) / args.model / "checkpoint.pt"
     if not dense_ckpt.is_file():
@@ -61,13 +64,11 @@ def main() -> None:
         rows.append({"tolerance": tol, "ranks": ranks, "merged_back_to_dense": merged,
                      "cell_area_ratio": round(cells, 4), "test_accuracy": acc})
         print(f"{tol:10g}{str(list(ranks.values())):>18s}{cells:10.2%}{acc:10.4f}")
-    path = Path(__file__).parent / "results" / "svd_truncation.json"
-    figures = {"baseline_test_accuracy": dense_acc, "crossbar": str(spec),
-               "truncations": rows, "checkpoint": str(dense_ckpt),
-               "command": "python " + " ".join(sys.argv),
-               "date": dt.datetime.now().isoformat(timespec="seconds")}
-    update_json(path, lambda allres: {**allres, args.model: figures})
-    print(f"wrote {path}")
+    config = {"model": args.model, "checkpoint": str(dense_ckpt), "crossbar": str(spec),
+              "tolerances": list(args.tolerances)}
+    metrics = {"baseline_test_accuracy": dense_acc, "truncations": rows}
+    ledger.record("svd_truncation", ledger.make_row(row_name, args.model, config, metrics), args,
+                  args.model)
 
 
 if __name__ == "__main__":

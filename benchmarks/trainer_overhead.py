@@ -4,11 +4,11 @@
 
 Same model, batch size, in-memory data and thread count; the two are interleaved for several
 rounds and the fastest epoch of each is compared (the least disturbed by other load).
-Target: ratio <= 1.05. Writes benchmarks/results/trainer_overhead.json.
+Target: ratio <= 1.05. Records a row (default name MODEL-DATASET-batchN) in the ledger
+benchmarks/results/trainer_overhead.json.
 """
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from common.io import write_json  # noqa: E402
 from group_scissor.data import load_dataset  # noqa: E402
 from group_scissor.train import TrainConfig, Trainer  # noqa: E402
 
@@ -54,7 +54,10 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
+    ledger.add_arguments(ap, "MODEL-DATASET-batchBATCH_SIZE")
     args = ap.parse_args()
+    name = args.name or f"{args.model}-{args.dataset}-batch{args.batch_size}"
+    ledger.refuse_existing("trainer_overhead", name, args.replace)
     data = load_dataset(args.dataset, args.data_dir)
     cfg = TrainConfig(epochs=1, batch_size=args.batch_size, lr=0.01, schedule="constant")
     bare, ours = [], []
@@ -65,17 +68,17 @@ def main() -> None:
         ours.append(trainer_epoch(models.get(args.model), data, cfg))
         print(f"round {r}: bare {bare[-1]:.2f} s, trainer {ours[-1]:.2f} s")
     ratio = min(ours) / min(bare)
-    figures = {
-        "model": args.model, "dataset": args.dataset, "batch_size": args.batch_size,
-        "samples": len(data.train), "torch_threads": torch.get_num_threads(),
+    config = {"model": args.model, "dataset": args.dataset, "batch_size": args.batch_size,
+              "rounds": args.rounds, "train": cfg.__dict__}
+    metrics = {
+        "samples": len(data.train),
         "bare_epoch_seconds": [round(s, 3) for s in bare],
         "trainer_epoch_seconds": [round(s, 3) for s in ours],
         "ratio_min_over_min": round(ratio, 4), "target": 1.05, "meets_target": ratio <= 1.05,
-        "command": "python " + " ".join(sys.argv),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
-    print(json.dumps(figures, indent=1))
-    write_json(Path(__file__).parent / "results" / "trainer_overhead.json", figures)
+    print(json.dumps({"name": name, **metrics}, indent=1))
+    ledger.record("trainer_overhead", ledger.make_row(name, args.model, config, metrics), args,
+                  args.model)
 
 
 if __name__ == "__main__":

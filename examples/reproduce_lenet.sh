@@ -7,8 +7,10 @@
 #   3. group connection deletion (64x64 groups, lambda 1.3e-2, distilled)
 #                                                -> runs/bench-l13kd/lenet-prune
 #   4. placement + routing of the pruned chip and its dense baseline -> runs/bench/lenet-route
-# Figures land in benchmarks/results/{train_dense_lenet,rank_clipping,group_deletion}.json and
-# runs/bench/lenet-route/routing.json; a summary is printed at the end.
+# Each benchmark records its row in its ledger, benchmarks/results/{train_dense,rank_clipping,
+# group_deletion}.json, replacing the committed row of the same settings (--replace: then
+# `git diff benchmarks/results` shows what moved on this machine); the routing lands in
+# runs/bench/lenet-route/routing.json. A summary is printed at the end.
 # Expected wall time on a 2-core machine: 15-60 minutes, with the CPU (dense 15 epochs,
 # clipping 12, group deletion 14, routing < 1 min; 17-90 s an epoch). Needs MNIST (MNIST/raw/*.gz) in $GROUP_SCISSOR_DATA,
 # ./data or ../shared/datasets. An interrupted training step resumes where it stopped.
@@ -26,19 +28,24 @@ CLIPPED=$RUNS/$MODEL-clip-$METHOD-tol$TOL$TAG/checkpoint.pt
 PRUNED=runs/bench-l13kd/$MODEL-prune/checkpoint.pt
 ROUTE=$RUNS/$MODEL-route
 
-python benchmarks/train_dense.py --model $MODEL
+python benchmarks/train_dense.py --model $MODEL --replace
 python benchmarks/rank_clipping.py --model $MODEL --method $METHOD --tolerance $TOL \
-    --distill --tag=$TAG
+    --distill --tag=$TAG --replace
 python benchmarks/group_deletion.py --model $MODEL --checkpoint "$CLIPPED" \
     --baseline-metrics "$RUNS/$MODEL/metrics.json" --lambda $LAMBDA --epochs 14 \
-    --fine-tune-epochs 5 --lr 0.01 --teacher "$DENSE" --crossbar 64x64 --runs runs/bench-l13kd
+    --fine-tune-epochs 5 --lr 0.01 --teacher "$DENSE" --crossbar 64x64 --runs runs/bench-l13kd \
+    --replace
 group-scissor route --model $MODEL --checkpoint "$PRUNED" --crossbar 64x64 --out "$ROUTE"
 
-python - "$MODEL" "$METHOD-tol$TOL$TAG" "$ROUTE/routing.json" <<'PY'
+python - "$MODEL" "$MODEL-clip-$METHOD-tol$TOL$TAG" "$(dirname "$PRUNED")" \
+    "$ROUTE/routing.json" <<'PY'
 import json, sys
-model, tag, routing = sys.argv[1:]
-clip = json.load(open("benchmarks/results/rank_clipping.json"))[f"{model}_methods"][tag]
-prune = json.load(open("benchmarks/results/group_deletion.json"))[model]
+sys.path.insert(0, ".")
+from benchmarks import ledger
+model, clip_row, prune_run, routing = sys.argv[1:]
+clip = ledger.row("rank_clipping", clip_row)["metrics"]
+prune = next(r for r in ledger.load("group_deletion")["rows"]
+             if r["outputs"]["run"] == prune_run)["metrics"]
 route = json.load(open(routing))
 print(f"{model}: dense accuracy {clip['baseline_test_accuracy']:.4f}, clipped "
       f"{clip['test_accuracy']:.4f}, pruned {prune['test_accuracy']:.4f}")

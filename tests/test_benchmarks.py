@@ -1,17 +1,22 @@
 """The benchmark scripts' plumbing: a mistake ends with a message and exit 2, not a traceback;
-two runs recording into one results file keep both entries."""
+two runs recording into one results file keep both entries; one ledger per experiment, whose
+rows are complete and named as the scripts name them, and the README's tables are the ledgers'."""
 
 import json
 import multiprocessing as mp
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import ledger, summary
+from common.errors import ConfigError
 from common.io import update_json
 
 ROOT = Path(__file__).resolve().parents[1]
+LEDGERS = {e: ledger.load(e) for e in ledger.EXPERIMENTS}
 
 
 def _bench(*args):
@@ -31,8 +36,11 @@ def _bench(*args):
      "fine_tune_warmup_epochs needs fine_tune_lr"),
     (["benchmarks/rank_clipping.py", "--model", "lenet", "--runs", "/nonexistent/runs"],
      "no dense baseline in /nonexistent/runs/lenet"),
-    (["benchmarks/rank_clipping.py", "--model", "lenet", "--select", "no-such-tag"],
-     "no lenet run tagged 'no-such-tag'"),
+    (["benchmarks/ledger.py", "headline", "rank_clipping", "lenet", "no-such-row"],
+     "no row 'no-such-row' in rank_clipping"),
+    # the README's command, run again: its row exists, so it stops before training
+    (shlex.split(ledger.headline("group_deletion", "convnet")["command"])[1:],
+     f"has a row '{ledger.headline('group_deletion', 'convnet')['name']}' already"),
 ])
 def test_a_mistake_ends_with_a_message_not_a_traceback(args, message):
     r = _bench(*args)
@@ -66,3 +74,88 @@ def test_concurrent_updates_lose_nothing(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(json.loads(path.read_text())) == 120
+
+
+def _row(name, **config):
+    return ledger.make_row(name, "lenet", config, {"test_accuracy": 0.99}, command="python x.py",
+                           date="2026-01-01T00:00:00", machine={})
+
+
+def test_a_row_is_replaced_only_when_asked(tmp_path):
+    ledger.append("rank_clipping", _row("a", tol=0.05), headline_key="lenet", results=tmp_path)
+    with pytest.raises(ConfigError, match="has a row 'a' already"):
+        ledger.append("rank_clipping", _row("a", tol=0.03), results=tmp_path)
+    with pytest.raises(ConfigError, match="pass --replace"):
+        ledger.refuse_existing("rank_clipping", "a", replace=False, results=tmp_path)
+    same = ledger.append("rank_clipping", _row("b", tol=0.05), headline_key="lenet",
+                         results=tmp_path)
+    assert same == ["a"]  # the same config under another name is reported
+    ledger.append("rank_clipping", _row("a", tol=0.03), replace=True, results=tmp_path)
+    doc = ledger.load("rank_clipping", tmp_path)
+    assert [r["name"] for r in doc["rows"]] == ["a", "b"]  # replaced in place
+    assert doc["rows"][0]["config"] == {"tol": 0.03}
+    assert doc["headline"] == {"lenet": "a"}  # a key's first row, until asked otherwise
+    ledger.append("rank_clipping", _row("c"), headline_key="lenet", make_headline=True,
+                  results=tmp_path)
+    assert ledger.load("rank_clipping", tmp_path)["headline"] == {"lenet": "c"}
+    with pytest.raises(ConfigError, match="row name"):
+        _row("two words")
+
+
+def test_config_hash_is_of_the_canonical_json():
+    assert ledger.config_hash({"a": 1, "b": [1, 2]}) == ledger.config_hash({"b": [1, 2], "a": 1})
+    assert ledger.config_hash({"a": 1}) != ledger.config_hash({"a": 1.5})
+    row = _row("x", ranks=(6, 9), path=Path("runs/x"))  # stored as JSON gives it back
+    assert row["config"] == {"ranks": [6, 9], "path": "runs/x"}
+    assert row["config_hash"] == ledger.config_hash(json.loads(json.dumps(row["config"])))
+
+
+def test_results_hold_one_ledger_per_experiment():
+    files = {p.name for p in ledger.RESULTS.iterdir()}
+    assert files == {f"{e}.json" for e in ledger.EXPERIMENTS}
+
+
+@pytest.mark.parametrize("experiment", list(ledger.EXPERIMENTS))
+def test_every_row_is_complete_and_hashes_to_its_config(experiment):
+    doc = LEDGERS[experiment]
+    assert doc["experiment"] == experiment and doc["rows"]
+    names = [r["name"] for r in doc["rows"]]
+    assert len(set(names)) == len(names), "row names are unique"
+    for r in doc["rows"]:
+        missing = [k for k in ledger.REQUIRED if k not in r]
+        assert not missing, f"{r.get('name')}: no {missing}"
+        assert ledger.NAME.fullmatch(r["name"]), r["name"]
+        assert isinstance(r["config"], dict) and isinstance(r["metrics"], dict)
+        assert isinstance(r["machine"], dict) and r["command"].startswith("python benchmarks/")
+        assert r["config_hash"] == ledger.config_hash(r["config"]), r["name"]
+    assert doc["headline"] and set(doc["headline"].values()) <= set(names)
+
+
+def test_the_readme_tables_are_the_ledgers():
+    tables = summary.readme_tables(summary.Ledgers())
+    assert summary.readme_blocks((ROOT / "README.md").read_text()) == tables, (
+        "README.md's tables differ from the ledgers: python benchmarks/summary.py --readme")
+
+
+def test_the_routed_headline_is_the_deletion_headline():
+    for model in ("lenet", "convnet"):
+        routed = ledger.headline("routing", model)
+        pruned = ledger.headline("group_deletion", model)
+        assert str(Path(routed["config"]["checkpoint"]).parent) == pruned["outputs"]["run"]
+        assert routed["name"] == pruned["name"] + "-routed"
+
+
+def test_a_rows_name_is_the_one_its_command_gives():
+    """Run again, a row's command names the same row (and is refused without --replace)."""
+    from benchmarks import group_deletion, rank_clipping
+    from group_scissor.prune import parse_layer_lambda
+
+    for r in LEDGERS["group_deletion"]["rows"]:
+        args = group_deletion.parser().parse_args(shlex.split(r["command"])[2:])
+        lam = ({"*": args.lam, **parse_layer_lambda(args.layer_lambda)} if args.layer_lambda
+               else args.lam)
+        assert (args.name or group_deletion.row_name(args, lam)) == r["name"]
+        assert lam == r["config"]["prune"]["lambda_"]
+    for r in LEDGERS["rank_clipping"]["rows"]:
+        args = rank_clipping.parser().parse_args(shlex.split(r["command"])[2:])
+        assert (args.name or rank_clipping.run_name(args)) == r["name"]
