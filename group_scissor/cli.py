@@ -7,12 +7,13 @@ fields and their docstrings (group_scissor/flags.py). The project's user errors 
 """
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from group_scissor.flags import settings_command
+from group_scissor.flags import friendly_errors, settings_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -192,16 +193,58 @@ def compile_(cfg, out: Out = Path("runs/compile"), force: Force = False,
                f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense -> {out}/report.md")
 
 
+def verify(data_dir: Annotated[Path | None, typer.Option(
+               help="Folder holding MNIST/raw/ and cifar-10-batches-py/ (default: "
+                    "$GROUP_SCISSOR_DATA if set, else ./data, then ../shared/datasets).")] = None,
+           model: Annotated[list[str] | None, typer.Option(
+               help="Only this model's checkpoints (repeatable); default: every shipped one.")]
+           = None) -> None:
+    """Recompute the README's paper table from the shipped checkpoints and the real test sets;
+    exit 1 if a figure differs from the ledger that recorded it."""
+    from common.errors import UserError
+    from group_scissor.verify import table, verify_model
+    from models import pretrained
+
+    shipped = sorted({e["model"] for e in pretrained.manifest().values()})
+    chosen = model or shipped
+    if not shipped:
+        raise UserError("this installation ships no checkpoints (models/pretrained/manifest.json "
+                        "is absent); write them with benchmarks/ship_checkpoints.py")
+    if set(chosen) - set(shipped):
+        raise UserError(f"no shipped checkpoints for {sorted(set(chosen) - set(shipped))}; "
+                        f"shipped: {', '.join(shipped)}")
+    start, checks = time.perf_counter(), []
+    for m in chosen:
+        checks += verify_model(m, data_dir, log=lambda msg: typer.echo(msg, err=True))
+    typer.echo(table(checks))
+    bad = [c for c in checks if not c.ok]
+    typer.echo(f"{len(checks) - len(bad)} of {len(checks)} figures equal the ledger "
+               f"({time.perf_counter() - start:.0f} s)")
+    if bad:
+        raise typer.Exit(1)
+
+
+app.command("verify")(friendly_errors(verify))
+
+
 @app.command("models")
 def list_models() -> None:
-    """List the registered models."""
+    """List the registered models and the shipped checkpoints (--checkpoint MODEL:VARIANT)."""
     import models
+    from models import pretrained
 
     width = max(map(len, models.available()))
     for name in models.available():
         i = models.info(name)
         typer.echo(f"{name:{width}s}  input {i.input_shape}  classes {i.num_classes}  "
                    f"dataset {i.default_dataset or '-'}")
+    shipped = pretrained.manifest()
+    if shipped:
+        typer.echo("\nshipped checkpoints (--checkpoint NAME):")
+        for name, e in sorted(shipped.items()):
+            figures = e["ledger"]["metrics"]
+            typer.echo(f"  {name:22s} test accuracy {figures.get('test_accuracy')}  "
+                       f"({e['ledger']['experiment']}: {e['ledger']['row']})")
 
 
 def main() -> int:

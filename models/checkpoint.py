@@ -20,8 +20,11 @@ class NonFiniteCheckpoint(CheckpointError):
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """``torch.load(path, weights_only=True)`` with a readable error for bad files; its model
-    state (state_dict_of) must hold finite floating-point tensors only."""
-    path = Path(path)
+    state (state_dict_of) must hold finite floating-point tensors only. ``path`` may name a
+    shipped checkpoint (``lenet:group-scissor``, models/pretrained.py), verified by sha256."""
+    from models import pretrained
+
+    path = pretrained.resolve(str(path)) if pretrained.is_name(str(path)) else Path(path)
     if path.is_dir():
         inside = " (the one in it?)" if (path / "checkpoint.pt").is_file() else ""
         raise CheckpointError(f"checkpoint {path} is a directory; pass the checkpoint.pt file "
@@ -101,6 +104,12 @@ def load_model(model_name: str, path: str | os.PathLike | None = None) -> nn.Mod
     model = models.get(model_name)
     if path is None:
         return model
+    from models import pretrained
+
+    if pretrained.is_name(str(path)) and pretrained.entry(str(path))["model"] != model_name.lower():
+        raise CheckpointError(f"shipped checkpoint {path} is of model "
+                              f"{pretrained.entry(str(path))['model']!r}, not {model_name!r}; pass "
+                              f"--model {pretrained.entry(str(path))['model']}")
     state = state_dict_of(load_checkpoint(path))
     conform_model(model, state)
     load_state(model, state, f"checkpoint {path} does not fit model {model_name!r}",
