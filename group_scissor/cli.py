@@ -153,8 +153,9 @@ def route(cfg, checkpoint: Checkpoint = None, design: Design = None,
     settings = {k: v for k, v in asdict(cfg.route).items() if k not in TECH_ROUTE_FIELDS}
     rep = route_stage(src, out, cfg.place, settings)
     ratio = rep["routing_area_ratio"]
+    share = "(no dense.json beside the design)" if ratio is None else f"= {ratio:.2%} of dense"
     typer.echo(f"wirelength {rep['wirelength']} (bound for any routing {rep['signal_bound']}), "
-               f"routing area {rep['routing_area_um2']:.4g} um2 = {ratio:.2%} of dense; "
+               f"routing area {rep['routing_area_um2']:.4g} um2 {share}; "
                f"congestion max {rep['max_congestion']:.2f}, overflow {rep['overflow']} tracks "
                f"-> {out}/routing.json")
 

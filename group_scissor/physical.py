@@ -81,7 +81,8 @@ def design_file(path: str | os.PathLike, name: str = DESIGN) -> Path:
 def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=None,
                 route_settings: dict | None = None) -> dict:
     """Place and route the design in ``design`` (file or map folder) and the dense baseline
-    beside it (dense.json) with the same settings; write the files listed above.
+    beside it (dense.json; absent: no routing_area_ratio) with the same settings; write the
+    files listed above.
     ``route_settings``: RouteConfig fields over the grid its technology gives."""
     from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
     from mapping.placement import PlaceConfig, place
@@ -99,21 +100,25 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     d = net.design
     pl = place(d, place_cfg)
     rt = route(d, pl, route_cfg)
-    if dense is None or _same(d, dense):  # same input and settings, same result: do it once
-        pld, rtd, dense = pl, rt, d
+    if dense is None:  # a design made elsewhere, without its baseline: no ratio to report
+        pld = rtd = None
+    elif _same(d, dense):  # same input and settings, same result: do it once
+        pld, rtd = pl, rt
     else:
         pld = place(dense, place_cfg)
         rtd = route(dense, pld, route_cfg)
     rep = report(rt, dense=rtd).to_dict()
     rep["place"] = {"method": pl.method, "status": pl.status, "cost": pl.cost,
-                    "grid_sites": list(pl.grid_sites), "dense_cost": pld.cost}
+                    "grid_sites": list(pl.grid_sites),
+                    "dense_cost": None if pld is None else pld.cost}
     write_json(out / "placement.json", pl.to_dict(), indent=1)
     write_json(out / "routes.json", routes_to_dict(d, rt), indent=1)
     write_netlist(net, out / ROUTED, pl, rt, weights="none")
     plot_floorplan(d, pl, rt, out / "floorplan.png")
     plot_congestion(rt, out / "congestion.png")
-    plot_floorplan(dense, pld, rtd, out / "dense_floorplan.png")
-    plot_congestion(rtd, out / "dense_congestion.png")
+    if rtd is not None:
+        plot_floorplan(dense, pld, rtd, out / "dense_floorplan.png")
+        plot_congestion(rtd, out / "dense_congestion.png")
     write_json(out / "routing.json", rep, indent=1)
     write_json(out / "metrics.json", rep, indent=1)
     return rep

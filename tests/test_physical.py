@@ -146,3 +146,12 @@ def test_route_stage_reads_a_design_file_and_writes_reports_with_the_dense_ratio
     assert 0 < disk["routing_area_ratio"] < 1
     assert len(json.loads((tmp_path / "routes.json").read_text())["nets"]) == len(
         mapped.design.nets)
+
+
+def test_a_design_without_its_dense_baseline_routes_without_a_ratio(tmp_path):
+    assert run("map", "--crossbar", "32x32", "--out", tmp_path / "m").exit_code == 0
+    (tmp_path / "m" / "dense.json").unlink()
+    res = run("route", "--design", tmp_path / "m" / "design.json", "--out", tmp_path / "r", *FAST)
+    assert res.exit_code == 0 and "no dense.json" in res.output, res.output
+    assert json.loads((tmp_path / "r" / "routing.json").read_text())["routing_area_ratio"] is None
+    assert not (tmp_path / "r" / "dense_floorplan.png").exists()
