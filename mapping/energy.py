@@ -392,3 +392,27 @@ def markdown_lines(d: dict) -> list[str]:
                  f"{_fmt(dd.get('latency_ns'))} | {_fmt(d['throughput_ips'])} | "
                  f"{_fmt(dd.get('throughput_ips'))} |")
     return lines
+
+
+def summary(d: dict) -> dict:
+    """The headline figures of ``EnergyReport.to_dict()`` (a stage's metrics)."""
+    dd = d.get("dense") or {}
+    return {"energy_pj": d["energy_pj"], "interconnect_share": d["interconnect_share"],
+            "latency_ns": d["latency_ns"], "throughput_ips": d["throughput_ips"],
+            "routed": d["routed"], "dense_energy_pj": dd.get("energy_pj"),
+            "dense_latency_ns": dd.get("latency_ns"),
+            "dense_throughput_ips": dd.get("throughput_ips"),
+            "energy_ratio": (d.get("ratio_to_dense") or {}).get("energy")}
+
+
+def routed_energy(mapped: dict, design, dense_design, spec: CrossbarSpec, routing,
+                  dense_routing) -> EnergyReport:
+    """The report of a design file and its dense baseline's with their routings, from the map
+    stage's report ``mapped`` (its matrices' evaluations, live output columns, layers)."""
+    rep = estimate(loads_from_design(design, mapped["matrices"]), spec, routing, design)
+    dense_rows = (mapped.get("dense") or {}).get("matrices") or []
+    tiled = {u.matrix for u in dense_design.units if u.kind == "tile"} if dense_design else {None}
+    if tiled <= {m["name"] for m in dense_rows}:  # else no dense.json: the design stood in
+        rep.dense = estimate(loads_from_design(dense_design, dense_rows), spec, dense_routing,
+                             dense_design)
+    return rep
