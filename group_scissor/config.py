@@ -47,8 +47,9 @@ class CompileConfig:
     encoding: str = "differential"
     """Signed-weight encoding: differential, offset or unsigned."""
     tech: str | None = None
-    """TOML/JSON technology file (fields of mapping.spec.Technology: cell_area_um2, gcell_um,
-    wire_pitch_um, routing_layers, ...); None: the built-in illustrative technology."""
+    """A technology preset name (mapping/presets: 'illustrative', 'isaac_32nm') or a TOML/JSON
+    file of mapping.spec.Technology fields (cell_area_um2, gcell_um, adc_energy_pj, ...);
+    None: the built-in illustrative technology."""
     baseline_checkpoint: str | None = None
     """A trained dense checkpoint to start from; skips the train stage."""
     formats: tuple[str, ...] = FORMATS
@@ -102,7 +103,7 @@ class CompileConfig:
         """The mapping.spec.CrossbarSpec of these settings (crossbar, encoding, technology)."""
         from mapping.spec import CrossbarSpec, Technology
 
-        tech = Technology.from_file(self.tech) if self.tech is not None else Technology()
+        tech = Technology.load(self.tech) if self.tech is not None else Technology()
         return CrossbarSpec.parse(self.crossbar, encoding=self.encoding, tech=tech)
 
     # -- persistence ------------------------------------------------------------------------

@@ -3,10 +3,13 @@
 
     map     model + checkpoint  -> design.json (+ design.weights.npz): units, nets, row signals,
                                    tile weights; dense.json: the dense baseline's units and nets;
-                                   mapping.json/.csv/.txt; metrics.json
+                                   mapping.json/.csv/.txt; energy.json (no interconnect);
+                                   metrics.json
     route   design.json, dense.json -> routed.json (the design with its sites and routes, no
                                    weights), placement.json, routes.json, routing.json,
-                                   floorplan.png, congestion.png (and dense_*.png); metrics.json
+                                   floorplan.png, congestion.png (and dense_*.png);
+                                   energy.json (with the routed interconnect, when the map
+                                   stage's energy.json sits beside design.json); metrics.json
     export  design.json + routed.json -> chip.json (weights, sites, routes), chip.sp, chip.v;
                                    metrics.json
 
@@ -15,6 +18,7 @@ can enter at route or export.
 """
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from common.errors import UserError
 from common.io import write_json
 
 DESIGN, DENSE, ROUTED = "design.json", "dense.json", "routed.json"
+ENERGY = "energy.json"  # mapping.energy's report: map (no interconnect), route (with it)
 FORMATS = {"json": ".json", "spice": ".sp", "verilog": ".v"}
 
 
@@ -47,6 +52,8 @@ def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict
     """Map registered model ``model_name`` (weights from ``checkpoint``, None: fresh) onto
     ``spec``; write the files listed above; return the metrics."""
     import models
+    from mapping.energy import energy as energy_report
+    from mapping.energy import summary as energy_summary
     from mapping.network import map_model
     from mapping.report import write_reports
     from models.checkpoint import load_model
@@ -59,11 +66,14 @@ def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict
                                 "checkpoint": None if checkpoint is None else str(checkpoint)})
     write_netlist(mapped, out / DESIGN, weights="npz", technology=tech)
     write_netlist(mapped.dense_baseline().design, out / DENSE, weights="none", technology=tech)
+    energy = energy_report(mapped).to_dict()  # without interconnect: nothing is routed yet
+    write_json(out / ENERGY, energy)
     metrics = {"n_crossbars": mapped.n_crossbars, "cells": mapped.cells,
                "cell_area_ratio": mapped.cell_area_ratio,
                "crossbar_area_ratio": mapped.crossbar_area_ratio, "area_um2": mapped.area_um2,
                "total_wires": mapped.total_wires, "dense_wires": mapped.baseline.total_wires,
-               "units": len(mapped.design.units), "nets": len(mapped.design.nets)}
+               "units": len(mapped.design.units), "nets": len(mapped.design.nets),
+               "energy": energy_summary(energy)}
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -119,6 +129,14 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     if rtd is not None:
         plot_floorplan(dense, pld, rtd, out / "dense_floorplan.png")
         plot_congestion(rtd, out / "dense_congestion.png")
+    mapped_energy = path.with_name(ENERGY)  # the map stage's: evaluations per matrix
+    if mapped_energy.is_file():
+        from mapping.energy import routed_energy, summary
+
+        energy = routed_energy(json.loads(mapped_energy.read_text()), d, dense,
+                               spec_of(net), rt, rtd).to_dict()
+        write_json(out / ENERGY, energy)
+        rep["energy"] = summary(energy)
     write_json(out / "routing.json", rep, indent=1)
     write_json(out / "metrics.json", rep, indent=1)
     return rep

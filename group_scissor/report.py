@@ -69,6 +69,9 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "congestion": {"max": routing.get("max_congestion"),
                        "mean": routing.get("mean_congestion"),
                        "overflow": routing.get("overflow")},
+        # per inference: routed (5-route) if the route stage wrote it, else unrouted (4-map)
+        "energy": _load(out / "5-route" / "energy.json") or _load(out / "4-map" / "energy.json")
+        or None,
         "paper": PAPER.get(cfg.model),
         "stage_seconds": {k: v.get("seconds") for k, v in records.items()},
         "config": cfg.to_dict(),
@@ -135,8 +138,12 @@ def report_markdown(rep: dict, out: Path) -> str:
               f"Wirelength {rep['wirelength']} track-gcells, {_num(gap)}x the bound that holds "
               f"for any routing of this placement ({rep['signal_bound']}); routing area "
               f"{_num(rep['routing_area_um2'])} um2; congestion max "
-              f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks.", "",
-              "## Run time per stage (s)", "",
+              f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks."]
+    if rep.get("energy"):
+        from mapping.energy import markdown_lines
+
+        lines += ["", "## Energy and latency", "", *markdown_lines(rep["energy"])]
+    lines += ["", "## Run time per stage (s)", "",
               " | ".join(f"{k} {v}" for k, v in rep["stage_seconds"].items()), "", "## Plots", ""]
     for title, rel in (("Cells per layer", "area_per_layer.png"),
                        ("Rank history", "2-clip/ranks.png"), ("Deleted groups", "3-prune/tiles.png"),

@@ -49,6 +49,9 @@ class Matrix:
     """Matrix whose outputs feed the rows; None = the network input IN."""
     row_source: np.ndarray | None = None
     """(N,) int: output column of ``producer`` that computes each row signal (0 for IN)."""
+    evaluations: int = 1
+    """Evaluations per inference (hardware-model section 7): 1 for a linear layer on a vector,
+    H_out x W_out for a conv (one per output pixel), from the dry run's output shape."""
 
 
 @dataclass
@@ -157,7 +160,15 @@ def extract(model: nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
         layer.matrices.sort(key=lambda m: rec[m.name]["order"])
         for m in layer.matrices:
             _resolve(m, rec, mats)
+            m.evaluations = _evaluations(m.module, rec[m.name]["out"])
     return layers
+
+
+def _evaluations(module: nn.Module, out: tuple[int, ...]) -> int:
+    """Output vectors one sample makes: a conv's H_out x W_out pixels, a linear layer's
+    positions other than its feature axis (1 for a plain vector)."""
+    lead = out[1:] if isinstance(module, nn.Conv2d) else out[:-1]
+    return int(np.prod(lead, dtype=np.int64)) if lead else 1
 
 
 def _check_shape(input_shape) -> tuple[int, ...]:

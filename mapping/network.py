@@ -285,7 +285,8 @@ def _dense_network(net: MappedNetwork) -> MappedNetwork:
     for layer in net.layers:
         first = net.sources[layer.matrices[0].name]
         producer = owner.get(first.producer)  # None stays None (IN)
-        sources[layer.name] = Matrix(layer.name, first.path, None, None, producer, first.row_source)
+        sources[layer.name] = Matrix(layer.name, first.path, None, None, producer, first.row_source,
+                                     net.sources[layer.matrices[-1].name].evaluations)
         mm = _dense_matrix(layer.name, *layer.shape, net.spec)
         layers.append(MappedLayer(layer.name, layer.kind, layer.shape, None, [mm],
                                   layer.crossbar_area_um2, layer.baseline_crossbars))

@@ -4,6 +4,7 @@
     >>> spec.lcols, spec.crossbar_area_um2
     >>> spec = CrossbarSpec.parse("32x128", encoding="offset")
     >>> spec = CrossbarSpec.from_file("chip.toml")  # {rows, cols, encoding, [tech]}
+    >>> tech = Technology.preset("isaac_32nm")      # mapping/presets/isaac_32nm.toml
 
 Absolute area of a chip = crossbars x ``spec.crossbar_area_um2`` where
 ``crossbar_area_um2 = rows * cols * cell_area_um2 + periphery_area_um2(rows, cols)``.
@@ -25,14 +26,23 @@ MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class Technology:
-    """Technology figures for area and routing.
+    """Technology figures for area, routing, energy and latency (hardware-model.md sections 2,
+    5 and 7).
 
-    The defaults are ILLUSTRATIVE, not a calibrated process: round numbers of the order that
-    published 32 nm RRAM crossbar accelerators report (e.g. ISAAC, Shafiee et al., ISCA 2016:
-    a 4F^2 cell, 1-bit row DACs, sample-and-hold per bit line, one 8-bit ADC shared by 128 bit
-    lines, which dominates the periphery). Override them with a TOML/JSON file for real numbers.
+    The defaults are the ``illustrative`` preset (mapping/presets/illustrative.toml), NOT a
+    calibrated process: round numbers of the order that published 32 nm RRAM crossbar
+    accelerators report (ISAAC, Shafiee et al., ISCA 2016: a 4F^2 cell, 1-bit row DACs,
+    sample-and-hold per bit line, one 8-bit ADC shared by 128 bit lines, which dominates the
+    periphery). ``Technology.preset("isaac_32nm")`` reproduces ISAAC's Table 6; a TOML/JSON
+    file (``Technology.from_file``) overrides any figure.
+
+    Event counts behind the energy fields (mapping/energy.py): a matrix evaluation applies each
+    live row's ``bits_per_signal``-bit input ``dac_bits`` at a time, i.e. in
+    ceil(bits_per_signal / dac_bits) crossbar *reads*; every read drives the live rows,
+    samples and converts every live physical column (a *conversion*) and shift-adds the result.
     """
 
+    # -- area (um^2) ------------------------------------------------------------------------
     cell_area_um2: float = 0.0041
     """Area of one memristor cell (4F^2 at F = 32 nm)."""
     row_driver_area_um2: float = 0.17
@@ -43,34 +53,103 @@ class Technology:
     """One ADC (8-bit SAR class)."""
     cols_per_adc: int = 128
     """Bit lines time-multiplexed onto one ADC; a crossbar has ceil(cols / cols_per_adc) ADCs."""
+    shift_add_area_um2: float = 0.0
+    """Shift-and-add units of one crossbar (recombining the bit-serial reads; ISAAC: 4 per 8
+    crossbars). 0 in the illustrative preset, whose crossbar area predates it."""
+    input_register_area_um2: float = 0.0
+    """Input register of one crossbar (holds the inputs the DACs apply bit by bit)."""
+    output_register_area_um2: float = 0.0
+    """Output register of one crossbar (holds the shift-and-add results)."""
     crossbar_overhead_area_um2: float = 0.0
-    """Fixed area per crossbar (control, registers) on top of the per-row/column figures."""
+    """Fixed area per crossbar (control, the reduction-tree adders) on top of the figures above."""
+    # -- routing ----------------------------------------------------------------------------
     wire_pitch_um: float = 0.1
     """Pitch of one routing track (metal pitch) for the inter-crossbar buses."""
     gcell_um: float = 10.0
     """Side of one global-routing cell (gcell)."""
     routing_layers: int = 2
     """Metal layers available for inter-crossbar routing."""
+    # -- signals ----------------------------------------------------------------------------
+    bits_per_signal: int = 8
+    """Bits of one signal: an input row's activation, and what one wire of a bus carries per
+    evaluation (output buses too: partial sums are counted at the same width)."""
+    dac_bits: int = 1
+    """Input bits a row DAC applies per read: ceil(bits_per_signal / dac_bits) reads per
+    evaluation (1: bit-serial, as ISAAC)."""
+    # -- energy per event (pJ) --------------------------------------------------------------
+    cell_read_energy_pj: float = 0.002
+    """One cell at a live row and a live physical column, per read (ISAAC: 2.4 mW for 8 arrays
+    of 128x128 read every 100 ns -> 0.00183 pJ)."""
+    dac_energy_pj: float = 0.4
+    """One live row's DAC and word-line driver, per read (ISAAC: 4 mW / 1024 DACs x 100 ns)."""
+    input_register_energy_pj: float = 0.12
+    """Reading one live row's input bit from the crossbar's input register, per read."""
+    col_periphery_energy_pj: float = 0.001
+    """One live physical column's sample-and-hold, per read."""
+    adc_energy_pj: float = 1.6
+    """One conversion (one live physical column, one read)."""
+    shift_add_energy_pj: float = 0.02
+    """Shift-and-add of one conversion into its column's running result."""
+    output_register_energy_pj: float = 0.02
+    """Writing one conversion's shift-added result to the output register."""
+    adder_energy_pj: float = 0.05
+    """Reduction-tree adder + register of a tile, per live logical column and evaluation (the
+    tile adds its column's partial sum into the column block's sum, section 3)."""
+    accumulate_energy_pj: float = 0.05
+    """Output unit A(b): final accumulation (bias, buffering) per output column and evaluation."""
+    activation_energy_pj: float = 0.2
+    """Output unit: activation function per output column and evaluation (charged to the last
+    matrix of every layer)."""
+    pool_energy_pj: float = 0.3
+    """Output unit: pooling comparison/add per output column and evaluation (charged to the
+    last matrix of every layer, pooled or not: an upper bound)."""
+    # -- wires ------------------------------------------------------------------------------
+    wire_cap_ff_per_um: float = 0.2
+    """Capacitance of one inter-crossbar wire (intermediate metal, ~0.2 fF/um at 32 nm)."""
+    wire_res_ohm_per_um: float = 8.0
+    """Resistance of one wire, for its Elmore delay 0.5 r c L^2 (copper at ~4 uOhm cm in a
+    50 nm x 100 nm wire, the 0.1 um pitch)."""
+    supply_v: float = 0.9
+    """Supply voltage the wires swing (V)."""
+    activity_factor: float = 0.25
+    """Probability that a bit sent on a wire charges it (a 0 -> 1 transition): energy per bit
+    per wire = activity_factor x C x V^2 (0.25 for random data)."""
+    # -- timing (ns) ------------------------------------------------------------------------
+    read_time_ns: float = 100.0
+    """One crossbar read: drive the rows, settle the bit lines, sample (ISAAC: 100 ns)."""
+    adc_conversion_time_ns: float = 0.8
+    """One ADC conversion (ISAAC: 1 / 1.28 GS/s = 0.78 ns)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ConfigError(f"Technology.{f.name} must be a finite number, got {v!r}")
-            if v < 0 or (v == 0 and f.name != "crossbar_overhead_area_um2"):
+            if v < 0 or (v == 0 and f.name not in MAY_BE_ZERO):
                 raise ConfigError(f"Technology.{f.name} must be > 0, got {v!r}")
-        for name in ("cols_per_adc", "routing_layers"):
+        for name in WHOLE:
             if int(getattr(self, name)) != getattr(self, name):
                 raise ConfigError(f"Technology.{name} must be a whole number, got {getattr(self, name)!r}")
         if self.gcell_um < self.wire_pitch_um:
             raise ConfigError(f"Technology.gcell_um ({self.gcell_um}) must be >= wire_pitch_um "
                              f"({self.wire_pitch_um}) so that a gcell edge holds at least one track")
+        if self.activity_factor > 1:
+            raise ConfigError(f"Technology.activity_factor is a probability, in [0, 1]; got "
+                             f"{self.activity_factor!r}")
 
     def periphery_area_um2(self, rows: int, cols: int) -> float:
-        """Periphery of one ``rows x cols`` crossbar: drivers, column circuits, ADCs, overhead."""
+        """Periphery of one ``rows x cols`` crossbar: drivers, column circuits, ADCs, shift-and-
+        add, registers, overhead."""
         n_adc = math.ceil(cols / self.cols_per_adc)
         return (rows * self.row_driver_area_um2 + cols * self.col_periphery_area_um2
-                + n_adc * self.adc_area_um2 + self.crossbar_overhead_area_um2)
+                + n_adc * self.adc_area_um2 + self.shift_add_area_um2
+                + self.input_register_area_um2 + self.output_register_area_um2
+                + self.crossbar_overhead_area_um2)
+
+    @property
+    def reads_per_evaluation(self) -> int:
+        """Crossbar reads per matrix evaluation: ceil(bits_per_signal / dac_bits)."""
+        return -(-int(self.bits_per_signal) // int(self.dac_bits))
 
     @property
     def tracks_per_gcell_edge(self) -> int:
@@ -94,6 +173,42 @@ class Technology:
         """Read a TOML or JSON file of technology fields (flat, or under a ``tech`` table)."""
         return cls.from_dict(_read(path))
 
+    @classmethod
+    def preset(cls, name: str) -> "Technology":
+        """A shipped preset by name (``presets()``), e.g. ``"illustrative"``, ``"isaac_32nm"``."""
+        path = PRESETS / f"{name}.toml"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)) or not path.is_file():
+            raise ConfigError(f"no technology preset named {name!r}; presets: "
+                             f"{', '.join(presets())} (or pass a .toml/.json file)")
+        return cls.from_file(path)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "Technology":
+        """A preset name (``isaac_32nm``) or a TOML/JSON file path (anything with a suffix or
+        a folder part is a path)."""
+        p = Path(name_or_path)
+        if p.suffix or p.name != str(name_or_path):
+            return cls.from_file(p)
+        return cls.preset(str(name_or_path))
+
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+"""Folder of the shipped technology presets (TOML, each figure with its source)."""
+MAY_BE_ZERO = frozenset(
+    ["shift_add_area_um2", "input_register_area_um2", "output_register_area_um2",
+     "crossbar_overhead_area_um2", "cell_read_energy_pj", "dac_energy_pj",
+     "input_register_energy_pj", "col_periphery_energy_pj", "adc_energy_pj",
+     "shift_add_energy_pj", "output_register_energy_pj", "adder_energy_pj",
+     "accumulate_energy_pj", "activation_energy_pj", "pool_energy_pj", "wire_cap_ff_per_um",
+     "wire_res_ohm_per_um", "activity_factor", "read_time_ns", "adc_conversion_time_ns"])
+"""Technology fields that may be 0 (a figure left out); every other one must be > 0."""
+WHOLE = ("cols_per_adc", "routing_layers", "bits_per_signal", "dac_bits")
+
+
+def presets() -> list[str]:
+    """Names of the shipped technology presets."""
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
 
 @dataclass(frozen=True)
 class CrossbarSpec:
@@ -107,7 +222,7 @@ class CrossbarSpec:
     """'differential' (G+ and G- columns side by side: lcols = cols // 2), 'offset' (one
     reference column per crossbar: lcols = cols - 1) or 'unsigned' (lcols = cols)."""
     tech: Technology = field(default_factory=Technology)
-    """Technology figures for area and routing."""
+    """Technology figures for area, routing, energy and latency."""
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
