@@ -78,7 +78,8 @@ class TileBank:
     b: torch.Tensor
     """(T,) column block of each built tile."""
     g: torch.Tensor
-    """(T, S, rows, lcols) conductances; S = 1 (unsigned, offset) or 2 (G+, G-)."""
+    """(T, S, rows, lcols) conductances; S = 1 (unsigned, offset) or 2 (G+, G-). A matrix with
+    fewer rows (columns) than one crossbar keeps only its N (M): the rest is unwired."""
     ref: torch.Tensor | None
     """(T, rows, 1) offset reference column, or None."""
     col_live: torch.Tensor
@@ -139,5 +140,9 @@ def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
             g, ref = both[..., :c], both[:, 0, :, c:]
         else:
             g = device.apply(g, gen)
+    rr, cc = (n if na == 1 else r), (m if nb == 1 else c)  # drawn on whole tiles, then trimmed
+    if (rr, cc) != (r, c):
+        g, col_live = g[:, :, :rr, :cc].clone(), col_live[:, :cc].clone()
+        ref = None if ref is None else ref[:, :rr].clone()
     return TileBank((n, m), (na, nb), torch.as_tensor(a_idx), torch.as_tensor(b_idx),
                     g, ref, col_live[:, None, :])
