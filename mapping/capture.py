@@ -84,6 +84,7 @@ ELEMENTWISE = {
     "clamp_max", "sign", "reciprocal", "erf", "pos", "batch_norm", "prelu", "add", "add_",
     "iadd", "sub", "sub_", "isub", "rsub", "mul", "mul_", "imul", "truediv", "div", "div_",
     "itruediv", "true_divide", "pow", "maximum", "minimum", "where", "addcmul", "lerp",
+    "gt", "lt", "ge", "le", "eq", "ne", "logical_and", "logical_or", "logical_not", "masked_fill",
 }
 """Element-wise (with broadcasting): done in the output unit of the latest operand."""
 CHANNEL_LOCAL = {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
@@ -424,6 +425,7 @@ class _Pass:
         self.folded: dict[str, str] = {}
         self.out_cols = np.zeros(0, dtype=np.int64)
         self.module_calls: dict[str, int] = {}
+        self.index = {n: i for i, n in enumerate(graph.nodes)}
         for n in graph.nodes:
             if n.op == "call_module":
                 self.module_calls[n.target] = self.module_calls.get(n.target, 0) + 1
@@ -637,6 +639,7 @@ class _Pass:
                                         "padding can be wired (an unused row)")
             return self.wiring(node, out, ab, real)
         if name in ELEMENTWISE:
+            self.check_in_place(node, name, ab)
             return self.elementwise(node, out, ab)
         if name in CHANNEL_LOCAL:
             if node.kwargs.get("return_indices"):
@@ -647,6 +650,19 @@ class _Pass:
         raise UnmappableLayerError(
             f"{where}: operation '{name}' on a signal has no crossbar or periphery mapping "
             "(a product of two signals, as in attention, or an unknown operation)")
+
+    def check_in_place(self, node: fx.Node, name: str, ab: dict) -> None:
+        """``x.add_(y)`` changes x for its later readers too, which the capture would not see."""
+        in_place = name in ("iadd", "isub", "imul", "itruediv") or (
+            node.op == "call_method" and name.endswith("_"))
+        x = node.args[0] if node.args else None
+        if not in_place or not isinstance(x, fx.Node):
+            return
+        if sum(_has_sig(ab.get(a)) for a in node.all_input_nodes) < 2:
+            return  # x.relu_(): the owner does not change
+        if any(self.index[u] > self.index[node] for u in x.users if u is not node):
+            raise DataflowError(f"{_where(node, self.root)}: in-place '{name}' changes a value "
+                                "that is read again later; write it out of place (y = x + z)")
 
     def sig_arg(self, node: fx.Node, ab: dict) -> tuple[fx.Node, _Sig]:
         """The first argument that carries a signal (the data input of a unary operation)."""
@@ -682,7 +698,7 @@ class _Pass:
                     raise DataflowError(f"{where}: '{name}' joins a signal with a nonzero constant "
                                         "tensor; only zeros can be wired (as unused rows)")
                 return torch.zeros(t.shape, dtype=torch.float64)
-            return real[n]
+            return _cpu(real[n])
 
         def sub_other(n):
             a = ab.get(n)
@@ -691,7 +707,7 @@ class _Pass:
                     return real[n]
                 raise DataflowError(f"{where}: '{name}' indexes a signal with another signal "
                                     "(data-dependent wiring); that cannot be mapped")
-            return real[n]
+            return _cpu(real[n])
 
         if isinstance(data, fx.Node) and not _has_sig(ab.get(data)):
             return CONST if _is_tensorish(out) else None  # a constant shaped like a signal
@@ -1019,6 +1035,11 @@ class _Pass:
                     memo[id(p)] = nn.Parameter(torch.empty(0), requires_grad=False)
         sim = copy.deepcopy(self.root, memo)
         return sim.to("cpu", torch.float64).eval()
+
+
+def _cpu(x):
+    """A constant argument of a replay, beside the CPU provenance."""
+    return x.cpu() if isinstance(x, torch.Tensor) else x
 
 
 def _shapes(x):

@@ -274,6 +274,7 @@ def _operand_nets(ops: Operands | None, spec: CrossbarSpec) -> dict[str, list[Ne
     sb = np.where(ops.src_mat < 0, 0, ops.src_col // spec.lcols)
     key = np.unique(np.stack([ops.dst_mat, ops.dst_col // spec.lcols, ops.src_mat, sb, ops.tap,
                               ops.src_col], axis=1), axis=0)  # one row per signal and unit
+    key = key[(key[:, 0] != key[:, 2]) | (key[:, 1] != key[:, 3])]  # within one unit: no bus
     pairs, widths = np.unique(key[:, :4], axis=0, return_counts=True)
     out: dict[str, list[Net]] = {}
     for (dm, b, sm, s), w in zip(pairs.tolist(), widths.tolist(), strict=True):  # unit pairs

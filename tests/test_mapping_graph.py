@@ -383,6 +383,17 @@ class Encoder(nn.Module):
         return self.mix(self.proj(x))
 
 
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        s = h.add_(self.b(h))  # h changes for c too
+        return self.c(h) + s
+
+
 @pytest.mark.parametrize("model,shape,exc,match", [
     (SpatialLinear(), (2, 5, 5), DataflowError,
      r"cannot wire layer 'fc' \(Linear\): its input feature 0 reads signals of 'conv' column 0, "
@@ -397,6 +408,7 @@ class Encoder(nn.Module):
     (Encoder(nn.LSTM(8, 8)), (4, 8), UnmappableLayerError, r"'mix' \(LSTM\)"),
     (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ConvTranspose2d(4, 2, 3)), (2, 6, 6),
      UnmappableLayerError, r"'1' \(ConvTranspose2d\)"),
+    (InPlace(), (8,), DataflowError, r"'<root>' \(InPlace\): in-place 'add_' changes a value"),
 ])
 def test_refused_by_name(model, shape, exc, match):
     with pytest.raises(exc, match=match):
@@ -444,3 +456,83 @@ def test_reports_and_netlist_of_a_graph(tmp_path):
     back = read_json(path)
     assert [(n.src, n.dst, n.width, n.kind) for n in back.nets] == [
         (n.src, n.dst, n.width, n.kind) for n in net.design.nets]
+
+
+class SqueezeExcite(nn.Module):
+    """A per-channel gate broadcast over the pixels: the product is computed by the gate's
+    output units, which receive the feature map as operand buses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc1, self.fc2, self.out = nn.Linear(16, 4), nn.Linear(4, 16), nn.Conv2d(16, 5, 1)
+
+    def forward(self, x):
+        y = F.relu(self.conv(x))
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(y.mean((2, 3))))))
+        return self.out(y * w.view(w.size(0), -1, 1, 1)).amax((2, 3))
+
+
+class DenseConcat(nn.Module):
+    """Concatenation with the network input, pooling, upsampling, layer norm, softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(7, 4, 3, padding=1)
+        self.ln, self.fc = nn.LayerNorm(44), nn.Linear(44, 3)
+
+    def forward(self, x):
+        x = torch.cat([x, self.c1(x)], 1)
+        x = torch.cat([x, self.c2(x)], 1)
+        x = F.interpolate(F.avg_pool2d(x, 4), scale_factor=2.0, mode="nearest")
+        x = F.adaptive_max_pool2d(x, (2, 2)).flatten(1)
+        return torch.softmax(self.fc(self.ln(x)), dim=1)
+
+
+class Norms(nn.Module):
+    """Group norm, cross-channel LRN, reflect padding, PReLU, a transposed flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.gn, self.lrn = nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8), nn.LocalResponseNorm(3)
+        self.c2 = nn.Conv2d(8, 4, 3, padding=1, padding_mode="reflect")
+        self.p, self.fc = nn.PReLU(4), nn.Linear(4 * 6 * 6, 2)
+
+    def forward(self, x):
+        x = self.p(self.c2(self.lrn(self.gn(self.c(x)))))
+        return self.fc(x.transpose(2, 3).reshape(x.shape[0], -1))
+
+
+class Chunks(nn.Module):
+    """chunk, a cat of a conv and a pass-through, cropping, zero padding, BatchNorm1d."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.a = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc, self.bn = nn.Linear(8, 2), nn.BatchNorm1d(2)
+
+    def forward(self, x):
+        p, q = self.c(x).chunk(2, dim=1)
+        y = F.pad(torch.cat([self.a(p), q], 1)[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
+        return self.bn(self.fc(y.mean((2, 3))))
+
+
+@pytest.mark.parametrize("spec", [CrossbarSpec(8, 8), CrossbarSpec(64, 64, "offset")])
+@pytest.mark.parametrize("factory", [SqueezeExcite, DenseConcat, Norms, Chunks])
+def test_periphery_operations(factory, spec):
+    torch.manual_seed(0)
+    model = randomize_bn(factory())
+    net = map_model(model, spec, (3, 8, 8))
+    assert rel_err(net, model, torch.randn(3, 3, 8, 8)) <= 1e-4
+    d = net.design
+    units = {u.name for u in d.units}
+    assert all(n.src in units and n.dst in units and n.src != n.dst for n in d.nets)
+
+
+def test_concatenation_with_the_input():
+    net = map_model(DenseConcat(), CrossbarSpec(64, 64), (3, 8, 8))
+    c2 = net.sources["c2"]
+    assert c2.inputs == (None, "c1")
+    np.testing.assert_array_equal(c2.row_input, np.repeat([0] * 3 + [1] * 4, 9))
+    np.testing.assert_array_equal(c2.row_source, np.repeat([0, 0, 0, 0, 1, 2, 3], 9))
+    assert net.design.row_signals["c2"].producers == ("IN", "c1/A0")
