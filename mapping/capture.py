@@ -246,10 +246,6 @@ class Capture:
     def op_of(self) -> dict[str, WeightedOp]:
         return {op.node: op for op in self.ops}
 
-    @property
-    def value_of(self) -> dict[str, int]:
-        return {v.node: i for i, v in enumerate(self.values)}
-
 
 # ---- the trace -----------------------------------------------------------------------------------
 
@@ -307,6 +303,8 @@ def _where(node: fx.Node, root: nn.Module) -> str:
 def _op_name(node: fx.Node) -> str:
     if node.op == "call_method":
         return node.target
+    if node.op == "call_module":
+        return _strip(node.target) or "<root>"
     return getattr(node.target, "__name__", str(node.target))
 
 
@@ -347,7 +345,7 @@ def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Capture:
     shape = _check_shape(input_shape)
     layers = find_layers(model)
     root = _Root(model)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     tracer = _Tracer()
     try:
         model.eval()
@@ -368,7 +366,8 @@ def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Capture:
         with torch.no_grad():
             run.run(x)
     finally:
-        model.train(was_training)
+        for m, mode in modes:  # as they were, submodule by submodule
+            m.training = mode
     return run.finish(shape)
 
 
@@ -516,7 +515,7 @@ class _Pass:
             self.check_param_use(node)
             return CONST if _is_tensorish(out) else None
         if node.op == "output":
-            self.outputs(node.args[0], ab)
+            self.outputs(node, ab)
             return None
         if not any(_has_sig(ab.get(a)) for a in node.all_input_nodes):
             if self.weighted_module(node) is not None:
@@ -565,18 +564,18 @@ class _Pass:
                     "module (or a Linear's weight passed to F.linear(x, weight, bias)), so this "
                     "use would be dropped")
 
-    def outputs(self, arg, ab: dict) -> None:
+    def outputs(self, node: fx.Node, ab: dict) -> None:
         cols = []
 
         def visit(n):
             a = ab.get(n)
             for s in (a if isinstance(a, (tuple, list)) else [a]):
                 if isinstance(s, _Sig):
-                    own = self.lookup(s.prov, n)[2][0]
+                    own = self.lookup(s.prov, node)[2][0]
                     cols.append(np.unique(own[own > 0]))
             return n
 
-        map_arg(arg, visit)
+        map_arg(node.args[0], visit)
         self.out_cols = np.unique(np.concatenate(cols)) if cols else self.out_cols
 
     # -- classification --
@@ -737,7 +736,7 @@ class _Pass:
         for a in node.all_input_nodes:
             s = ab.get(a)
             if isinstance(s, _Sig):
-                v, _, own = self.lookup(s.prov, a)
+                v, _, own = self.lookup(s.prov, node)
                 try:
                     ops.append((np.broadcast_to(v, shape), np.broadcast_to(own, shape)))
                 except ValueError:
@@ -757,7 +756,7 @@ class _Pass:
         """Pooling and friends: within one channel, done by the unit computing the channel."""
         where = _where(node, self.root)
         a, s = self.sig_arg(node, ab)
-        _, _, own = self.lookup(s.prov, a)
+        _, _, own = self.lookup(s.prov, node)
         shape = tuple(out.shape)
         if own.ndim < 3 or len(shape) != own.ndim or shape[:2] != own.shape[:2]:
             raise UnmappableLayerError(f"{where}: '{_op_name(node)}' on a tensor of shape "
@@ -814,7 +813,7 @@ class _Pass:
         receives the others as operand buses."""
         where = _where(node, self.root)
         a, s = self.sig_arg(node, ab)
-        v, _, own = self.lookup(s.prov, a)
+        v, _, own = self.lookup(s.prov, node)
         shape, nd = tuple(out.shape), own.ndim
         if groups is not None:  # group norm: over (channels of the group, spatial)
             g = own.reshape(BATCH, groups, -1)
@@ -890,7 +889,7 @@ class _Pass:
         s = ab.get(x)
         if not isinstance(s, _Sig):
             raise DataflowError(f"layer {where} reads a tuple or constant, not a signal")
-        v, elem, own = self.lookup(s.prov, x)
+        v, elem, own = self.lookup(s.prov, node)
         shape = tuple(s.prov.shape[1:])
         is_conv = isinstance(mod, nn.Conv2d)
         if is_conv and len(shape) != 3:

@@ -394,6 +394,15 @@ class InPlace(nn.Module):
         return self.c(h) + s
 
 
+class BatchFold(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x.view(-1, 4)).view(x.shape[0], -1)  # halves of a sample as a batch
+
+
 @pytest.mark.parametrize("model,shape,exc,match", [
     (SpatialLinear(), (2, 5, 5), DataflowError,
      r"cannot wire layer 'fc' \(Linear\): its input feature 0 reads signals of 'conv' column 0, "
@@ -409,6 +418,8 @@ class InPlace(nn.Module):
     (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ConvTranspose2d(4, 2, 3)), (2, 6, 6),
      UnmappableLayerError, r"'1' \(ConvTranspose2d\)"),
     (InPlace(), (8,), DataflowError, r"'<root>' \(InPlace\): in-place 'add_' changes a value"),
+    (BatchFold(), (8,), DataflowError, r"'fc' \(Linear\): 'fc' reads a tensor whose first "
+                                       r"dimension is no longer the batch"),
 ])
 def test_refused_by_name(model, shape, exc, match):
     with pytest.raises(exc, match=match):
@@ -536,3 +547,10 @@ def test_concatenation_with_the_input():
     np.testing.assert_array_equal(c2.row_input, np.repeat([0] * 3 + [1] * 4, 9))
     np.testing.assert_array_equal(c2.row_source, np.repeat([0, 0, 0, 0, 1, 2, 3], 9))
     assert net.design.row_signals["c2"].producers == ("IN", "c1/A0")
+
+
+def test_training_flags_are_left_as_they_were():
+    model = user_net().train()
+    model.bn2.eval()  # e.g. a frozen batch norm
+    map_model(model, CrossbarSpec(), (3, 8, 8))
+    assert model.training and model.bn0.training and not model.bn2.training
