@@ -24,7 +24,8 @@ from mapping.congestion import report as routing_report  # (mapping.report is th
 
 
 class TinyCNN(nn.Module):
-    """Any nn.Module whose weighted layers are Linear / Conv2d, fed as a chain, can be mapped.
+    """Any nn.Module whose weighted layers are Linear / Conv2d can be mapped (chains as here,
+    or graphs: residual adds, concatenations, batch norms, grouped/depthwise convs).
 
     Crossbar matrices (rows = inputs, cols = outputs): conv1 25x8, conv2 200x16, fc1 256x64,
     fc2 64x10.

@@ -327,7 +327,12 @@ def grouped_matrices(model: nn.Module, rows: int, lcols: int,
     otherwise leave that matrix at the '*' strength, silently)."""
     from mapping.extract import find_layers
 
-    found = [(m.name, lay.name, m.module) for lay in find_layers(model) for m in lay.matrices]
+    layers = find_layers(model)
+    grouped = [lay.name for lay in layers if lay.groups > 1]
+    if grouped:
+        raise ConfigError(f"group Lasso: grouped convs {grouped} are not supported yet (the mapper "
+                          "maps them as one matrix per group)")
+    found = [(m.name, lay.name, m.module) for lay in layers for m in lay.matrices]
     names = {x for n, lay, _ in found for x in (n, lay)}
     if isinstance(config.lambda_, Mapping):
         unknown = [k for k in config.lambda_ if k != "*" and k not in names]

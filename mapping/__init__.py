@@ -13,13 +13,14 @@ See hardware-model.md sections 1-3 and mapping/README.md.
 from mapping.congestion import RoutingReport, plot_congestion, plot_floorplan, routing_area_ratio
 from mapping.congestion import report as routing_report
 from mapping.design import Design, Net, Unit
-from mapping.devices import CrossbarSimulator, DeviceModel
+from mapping.devices import DeviceModel
 from mapping.extract import DataflowError, UnmappableLayerError
 from mapping.network import Baseline, MappedLayer, MappedNetwork, map_model
 from mapping.partition import MappedMatrix, map_matrix
 from mapping.placement import PlaceConfig, Placement, place
 from mapping.report import format_table, to_csv, to_dict, write_reports
 from mapping.routing import RouteConfig, Routing, route
+from mapping.simulate import CrossbarSimulator
 from mapping.spec import ENCODINGS, CrossbarSpec, Technology
 
 __all__ = [

@@ -49,7 +49,9 @@ class Net:
     matrix: str
     """Matrix of the tile at the tile end of the bus (the layer the net is reported under)."""
     kind: str
-    """'input' (producer -> tile) or 'output' (tile -> output unit)."""
+    """'input' (producer -> tile), 'output' (tile -> output unit) or 'operand' (output unit ->
+    output unit: an operand of a periphery operation computed there, e.g. the other input of
+    a residual add; ``matrix`` is then the receiving unit's matrix)."""
 
     def __post_init__(self) -> None:
         if self.width < 1:

@@ -3,6 +3,8 @@
     >>> bank = program(mapped_matrix, "differential", DeviceModel(levels=16, seed=0))
     >>> y = bank.matmul(x)       # x: (P, N) -> y: (P, M), crossbar by crossbar
 
+The whole design is simulated by ``mapping.simulate.CrossbarSimulator``.
+
 Encodings (hardware-model.md section 2), per built tile with logical block W_t:
 - unsigned:     one conductance per weight, G = W_t as is (ideal signed conductance).
 - differential: G+ = relu(W_t), G- = relu(-W_t) in separate columns, y = x G+ - x G-.
@@ -17,13 +19,11 @@ Optional device effects (``DeviceModel``), applied per tile when it is programme
   (1 + s * n) ('gaussian'), n ~ N(0, 1) i.i.d., drawn once when the chip is programmed.
 """
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from common.errors import ConfigError
 from mapping.partition import MappedMatrix
@@ -78,7 +78,8 @@ class TileBank:
     b: torch.Tensor
     """(T,) column block of each built tile."""
     g: torch.Tensor
-    """(T, S, rows, lcols) conductances; S = 1 (unsigned, offset) or 2 (G+, G-)."""
+    """(T, S, rows, lcols) conductances; S = 1 (unsigned, offset) or 2 (G+, G-). A matrix with
+    fewer rows (columns) than one crossbar keeps only its N (M): the rest is unwired."""
     ref: torch.Tensor | None
     """(T, rows, 1) offset reference column, or None."""
     col_live: torch.Tensor
@@ -139,73 +140,9 @@ def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
             g, ref = both[..., :c], both[:, 0, :, c:]
         else:
             g = device.apply(g, gen)
+    rr, cc = (n if na == 1 else r), (m if nb == 1 else c)  # drawn on whole tiles, then trimmed
+    if (rr, cc) != (r, c):
+        g, col_live = g[:, :, :rr, :cc].clone(), col_live[:, :cc].clone()
+        ref = None if ref is None else ref[:, :rr].clone()
     return TileBank((n, m), (na, nb), torch.as_tensor(a_idx), torch.as_tensor(b_idx),
                     g, ref, col_live[:, None, :])
-
-
-class CrossbarLinear(nn.Module):
-    """Stand-in for a Linear: (..., N) -> (..., M) through the tiles, bias in the periphery."""
-
-    def __init__(self, bank: TileBank, layer: nn.Linear):
-        super().__init__()
-        self.bank = bank
-        self.bias = None if layer.bias is None else layer.bias.detach().to(bank.g.dtype).clone()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, m = self.bank.shape
-        y = self.bank.matmul(x.reshape(-1, n)).reshape(*x.shape[:-1], m)
-        return y if self.bias is None else y + self.bias
-
-
-class CrossbarConv2d(nn.Module):
-    """Stand-in for a Conv2d: im2col (row order (c, ky, kx)) then the tiles, one output pixel
-    per crossbar evaluation. (B, C, H, W) -> (B, F, Ho, Wo)."""
-
-    def __init__(self, bank: TileBank, conv: nn.Conv2d):
-        super().__init__()
-        self.bank = bank
-        self.bias = None if conv.bias is None else conv.bias.detach().to(bank.g.dtype).clone()
-        self.kernel, self.stride, self.dilation = conv.kernel_size, conv.stride, conv.dilation
-        self.pad = tuple(conv._reversed_padding_repeated_twice)  # (left, right, top, bottom)
-        self.mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.pad):
-            x = F.pad(x, self.pad, mode=self.mode)
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        ho = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
-        wo = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
-        cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (B, N, L)
-        n, m = self.bank.shape
-        y = self.bank.matmul(cols.transpose(1, 2).reshape(-1, n))  # (B*L, M)
-        y = y.view(x.shape[0], ho * wo, m).transpose(1, 2).reshape(x.shape[0], m, ho, wo)
-        return y if self.bias is None else y + self.bias.view(1, m, 1, 1)
-
-
-class CrossbarSimulator(nn.Module):
-    """A copy of ``model`` (float64) whose weighted layers compute through crossbar tiles; the
-    rest (pooling, ReLU, norms, flatten) runs as the model's own modules.
-
-    ``matrices``: (module path, MappedMatrix) for every mapped Linear/Conv2d.
-    """
-
-    def __init__(self, model: nn.Module, matrices: list[tuple[str, MappedMatrix]],
-                 encoding: str, device: DeviceModel | None = None):
-        super().__init__()
-        net = copy.deepcopy(model).to("cpu", torch.float64).eval()
-        gen = torch.Generator().manual_seed(device.seed) if device is not None else None
-        for path, mm in matrices:
-            old = net.get_submodule(path)
-            bank = program(mm, encoding, device, gen)
-            new = CrossbarConv2d(bank, old) if isinstance(old, nn.Conv2d) else CrossbarLinear(bank, old)
-            if path:
-                net.set_submodule(path, new)
-            else:
-                net = new  # the model is a single layer
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: a batch shaped like the model's input -> the model's output, in x's dtype."""
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        with torch.no_grad():
-            return self.net(x.to("cpu", torch.float64)).to(x.device, dtype)

@@ -3,7 +3,7 @@
     >>> net = map_model(model, CrossbarSpec(64, 64), input_shape=(1, 28, 28))
     >>> net.n_crossbars, net.cells, net.cell_area_ratio, net.crossbar_area_ratio, net.area_um2
     >>> net.design            # mapping.design.Design for placement / routing / netlists
-    >>> net.forward(x)        # crossbar-by-crossbar functional simulation (== model(x))
+    >>> net.forward(x)        # the mapped design simulated tile by tile (== model.eval()(x))
 """
 
 import functools
@@ -15,10 +15,12 @@ import torch
 from torch import nn
 
 from common.errors import ConfigError
+from mapping.capture import Capture, Operands, capture
 from mapping.design import Design, Net, RowSignals, Unit
-from mapping.devices import CrossbarSimulator, DeviceModel
-from mapping.extract import Matrix, extract
+from mapping.devices import DeviceModel
+from mapping.extract import Matrix
 from mapping.partition import MappedMatrix, map_matrix
+from mapping.simulate import CrossbarSimulator
 from mapping.spec import CrossbarSpec
 
 
@@ -37,7 +39,10 @@ class MappedLayer:
     crossbar_area_um2: float
     """Area of one crossbar with its periphery (spec.crossbar_area_um2)."""
     baseline_crossbars: int
-    """Crossbars of the dense N x M layer with every tile built."""
+    """Crossbars of the dense N x M layer with every tile built (a grouped conv: of its g
+    dense group matrices)."""
+    groups: int = 1
+    """g of a grouped conv (one matrix per group), 1 otherwise."""
 
     @property
     def grids(self) -> list[tuple[int, int]]:
@@ -88,9 +93,15 @@ class MappedNetwork:
     """Two-pin buses (section 3), in dataflow order."""
     baseline: Baseline
     sources: dict[str, Matrix] = field(repr=False)
-    """Matrix name -> its module, module path, producer and row sources (the dataflow)."""
+    """Matrix name -> its module, module path, producers and row sources (the dataflow)."""
     model: nn.Module | None = field(default=None, repr=False)
-    """The mapped model (run by ``forward`` with its weighted layers swapped for tiles)."""
+    """The mapped model (None for the structural dense baseline)."""
+    capture: Capture | None = field(default=None, repr=False)
+    """The captured dataflow graph that ``forward`` evaluates unit by unit."""
+    operands: Operands | None = field(default=None, repr=False)
+    """Extra buses between output units (a residual add's other operand), section 1."""
+    outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Matrix -> its columns that compute the network's output (their units are always built)."""
 
     def __repr__(self) -> str:
         return (f"MappedNetwork({len(self.layers)} layers, {self.spec}, n_crossbars="
@@ -131,9 +142,10 @@ class MappedNetwork:
     def design(self) -> Design:
         """Units, nets and tile weights for placement, routing and netlists (the structural
         dense baseline has no tile weights)."""
-        consumed = {m.producer for m in self.sources.values()}
+        consumed = {p for m in self.sources.values() for p in m.inputs}
         return build_design(self.matrices, self.nets, self.spec, consumed,
-                            with_weights=self.model is not None, sources=self.sources)
+                            with_weights=self.model is not None, sources=self.sources,
+                            outputs=self.outputs)
 
     def dense_baseline(self) -> "MappedNetwork":
         """The dense baseline as a MappedNetwork (structural: unit weights, every tile built),
@@ -141,14 +153,15 @@ class MappedNetwork:
         return _dense_network(self)
 
     def simulator(self, device: DeviceModel | None = None) -> CrossbarSimulator:
-        """An nn.Module computing the model crossbar by crossbar (float64 inside)."""
-        if self.model is None:
+        """An nn.Module evaluating the mapped design tile by tile and unit by unit along its
+        row sources (float64 inside); see mapping/simulate.py."""
+        if self.capture is None:
             raise ConfigError("this MappedNetwork has no model to simulate (dense baseline?)")
-        mats = [(self.sources[m.name].path, m) for m in self.matrices]
-        return CrossbarSimulator(self.model, mats, self.spec.encoding, device)
+        return CrossbarSimulator(self, device)
 
     def forward(self, x: torch.Tensor, device: DeviceModel | None = None) -> torch.Tensor:
-        """x: (B, *input_shape) -> the model's output computed through the crossbar tiles."""
+        """x: (B, *input_shape) -> the output of the mapped design: every matrix through its
+        built tiles, every row read from the unit its row source names."""
         key = device if device is not None else DeviceModel()
         cache = self.__dict__.setdefault("_simulators", {})
         if key not in cache:
@@ -165,11 +178,12 @@ class MappedNetwork:
 
 def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
               input_shape: tuple[int, ...] = None) -> MappedNetwork:
-    """Map every Linear/Conv2d (and low-rank U/V pair) of ``model`` onto ``spec`` crossbars.
+    """Map every Linear/Conv2d (low-rank U/V pair, grouped conv) of ``model`` onto ``spec``
+    crossbars, whatever the graph (residual adds, concatenations, reshapes; mapping/capture.py).
 
     ``input_shape``: one sample without the batch, e.g. (1, 28, 28). Raises
-    UnmappableLayerError (TypeError) for layers it cannot place and DataflowError (ValueError)
-    for networks that are not chains.
+    UnmappableLayerError (TypeError) for layers and operations it cannot place and
+    DataflowError (ValueError) for dataflow it cannot wire exactly, before anything is built.
     """
     spec = CrossbarSpec() if spec is None else spec
     if not isinstance(spec, CrossbarSpec):
@@ -177,16 +191,20 @@ def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
     if input_shape is None:
         raise ConfigError("map_model needs input_shape, one sample without the batch, "
                          "e.g. (1, 28, 28); for registered models use models.info(name).input_shape")
-    layers = extract(model, input_shape)
+    cap = capture(model, input_shape)
+    layers = cap.layers
     _warn_if_large(sum(_n_tiles(*m.weights.shape, spec) for layer in layers
                        for m in layer.matrices), spec)
     sources = {m.name: m for layer in layers for m in layer.matrices}
     mapped = [MappedLayer(
         layer.name, layer.kind, layer.shape, layer.rank,
         [map_matrix(m.weights, spec, m.name) for m in layer.matrices],
-        spec.crossbar_area_um2, _n_tiles(*layer.shape, spec)) for layer in layers]
-    net = MappedNetwork(mapped, spec, tuple(input_shape), [], None, sources, model)
-    net.nets = build_nets(net.matrices, sources, spec)
+        spec.crossbar_area_um2,
+        layer.groups * _n_tiles(layer.shape[0], layer.shape[1] // layer.groups, spec),
+        layer.groups) for layer in layers]
+    net = MappedNetwork(mapped, spec, tuple(cap.input_shape), [], None, sources, model, cap,
+                        cap.operands, cap.outputs)
+    net.nets = build_nets(net.matrices, sources, spec, net.operands)
     dense = _dense_network(net)
     net.baseline = Baseline(dense.n_crossbars, dense.cells, dense.area_um2, len(dense.nets),
                             dense.total_wires)
@@ -212,19 +230,17 @@ def _n_tiles(n: int, m: int, spec: CrossbarSpec) -> int:
 
 
 def build_nets(matrices: list[MappedMatrix], sources: dict[str, Matrix],
-               spec: CrossbarSpec) -> list[Net]:
+               spec: CrossbarSpec, operands: Operands | None = None) -> list[Net]:
     """Input buses producer -> tile (width: the tile's live rows fed by that producer) and
-    output buses tile -> A(b) (width: the tile's live columns), section 3. Per matrix in
-    dataflow order: its input nets by (tile row-major, producer), then its output nets."""
+    output buses tile -> A(b) (width: the tile's live columns), section 3; then the operand
+    buses into the matrix's output units (width: the signals each receives, section 1). Per
+    matrix in dataflow order: its input nets by (tile row-major, producer), its output nets,
+    its operand nets."""
+    extra = _operand_nets(operands, spec)
     nets = []
     for mm in matrices:
-        src = sources[mm.name]
         (na, nb), n = mm.grid, mm.shape[0]
-        if src.producer is None:
-            block, names = np.zeros(n, dtype=np.int64), ["IN"]
-        else:
-            block = src.row_source // spec.lcols  # (N,) producer's output unit per row
-            names = [f"{src.producer}/A{s}" for s in range(int(block.max()) + 1)]
+        block, names = _row_units(sources[mm.name], spec)  # (N,) driving unit per row
         counts = np.zeros((na, nb, len(names)), dtype=np.int64)  # (A, B, S) live rows
         np.add.at(counts.transpose(0, 2, 1), (np.arange(n) // spec.rows, block),
                   mm.row_nonzero.astype(np.int64))
@@ -232,16 +248,52 @@ def build_nets(matrices: list[MappedMatrix], sources: dict[str, Matrix],
                  for a, b, s in zip(*np.nonzero(counts), strict=True)]
         nets += [Net(f"{mm.name}/T{a}_{b}", f"{mm.name}/A{b}", int(mm.col_counts[a, b]), mm.name,
                      "output") for a, b in mm.tiles()]
+        nets += extra.get(mm.name, [])
     return nets
+
+
+def _row_units(src: Matrix, spec: CrossbarSpec) -> tuple[np.ndarray, list[str]]:
+    """(N,) index into the unit names driving each row, and the names: "IN", or
+    "<producer>/A<b>" for every column block b of each producer up to the last one used."""
+    names, offset = [], []
+    for j, p in enumerate(src.inputs):
+        offset.append(len(names))
+        if p is None:
+            names.append("IN")
+        else:
+            last = int(src.row_source[src.row_input == j].max()) // spec.lcols
+            names += [f"{p}/A{s}" for s in range(last + 1)]
+    return np.asarray(offset)[src.row_input] + src.row_source // spec.lcols, names
+
+
+def _operand_nets(ops: Operands | None, spec: CrossbarSpec) -> dict[str, list[Net]]:
+    """Matrix -> the operand buses into its output units: from each unit holding a signal the
+    unit needs (e.g. a residual add's other operand), one wire per distinct signal."""
+    if ops is None or not len(ops.tap):
+        return {}
+    sb = np.where(ops.src_mat < 0, 0, ops.src_col // spec.lcols)
+    key = np.unique(np.stack([ops.dst_mat, ops.dst_col // spec.lcols, ops.src_mat, sb, ops.tap,
+                              ops.src_col], axis=1), axis=0)  # one row per signal and unit
+    key = key[(key[:, 0] != key[:, 2]) | (key[:, 1] != key[:, 3])]  # within one unit: no bus
+    pairs, widths = np.unique(key[:, :4], axis=0, return_counts=True)
+    out: dict[str, list[Net]] = {}
+    for (dm, b, sm, s), w in zip(pairs.tolist(), widths.tolist(), strict=True):  # unit pairs
+        dst = ops.names[dm]
+        src = "IN" if sm < 0 else f"{ops.names[sm]}/A{s}"
+        out.setdefault(dst, []).append(Net(src, f"{dst}/A{b}", w, dst, "operand"))
+    return out
 
 
 def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSpec,
                  consumed: set[str], with_weights: bool,
-                 sources: dict[str, Matrix] | None = None) -> Design:
-    """Units: IN, each matrix's built tiles and its output units that carry a net (all of
-    them for matrices no other matrix consumes: their outputs are network outputs). With
+                 sources: dict[str, Matrix] | None = None,
+                 outputs: dict[str, np.ndarray] | None = None) -> Design:
+    """Units: IN, each matrix's built tiles and its output units that carry a net, compute a
+    network output (``outputs``), or belong to a matrix no other matrix consumes. With
     ``sources``, also each matrix's RowSignals (who drives each row, which tiles use it)."""
     touched = {n.src for n in nets} | {n.dst for n in nets}
+    touched |= {f"{m}/A{b}" for m, cols in (outputs or {}).items()
+                for b in np.unique(np.asarray(cols) // spec.lcols).tolist()}
     units, weights, signals = [Unit("IN", "input")], {}, {}
     for mm in matrices:
         if sources is not None:
@@ -258,12 +310,8 @@ def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSp
 
 
 def _row_signals(mm: MappedMatrix, src: Matrix, spec: CrossbarSpec) -> RowSignals:
-    n = mm.shape[0]
-    if src.producer is None:
-        return RowSignals(("IN",), np.zeros(n, dtype=np.int64), mm.row_nonzero)
-    block = src.row_source // spec.lcols  # (N,) producer's output unit per row
-    names = tuple(f"{src.producer}/A{s}" for s in range(int(block.max()) + 1))
-    return RowSignals(names, block, mm.row_nonzero)
+    block, names = _row_units(src, spec)
+    return RowSignals(tuple(names), block, mm.row_nonzero)
 
 
 def _dense_matrix(name: str, n: int, m: int, spec: CrossbarSpec) -> MappedMatrix:
@@ -278,20 +326,37 @@ def _dense_matrix(name: str, n: int, m: int, spec: CrossbarSpec) -> MappedMatrix
                         h * ones, w * ones, h * w)
 
 
+def _renamed(m: Matrix, name: str, rename: dict[str, str]) -> Matrix:
+    """A structural copy of ``m`` named ``name`` whose producers are renamed (several that get
+    one name merge)."""
+    names = [None if p is None else rename.get(p, p) for p in m.inputs]
+    inputs = tuple(dict.fromkeys(names))
+    lut = np.array([inputs.index(p) for p in names], dtype=np.int64)
+    return Matrix(name, m.path, None, None, inputs, lut[m.row_input], m.row_source, m.group,
+                  m.evaluations)
+
+
 def _dense_network(net: MappedNetwork) -> MappedNetwork:
-    """Each layer as one dense N x M matrix fed like the layer's first matrix."""
-    owner = {m.name: layer.name for layer in net.layers for m in layer.matrices}
+    """Each layer dense: one N x M matrix fed like the layer's first matrix (a low-rank pair
+    becomes the layer it approximates), a grouped conv's g group matrices each dense."""
+    rename = {m.name: (layer.name if layer.groups == 1 else m.name)
+              for layer in net.layers for m in layer.matrices}
     layers, sources = [], {}
     for layer in net.layers:
-        first = net.sources[layer.matrices[0].name]
-        producer = owner.get(first.producer)  # None stays None (IN)
-        sources[layer.name] = Matrix(layer.name, first.path, None, None, producer, first.row_source,
-                                     net.sources[layer.matrices[-1].name].evaluations)
-        mm = _dense_matrix(layer.name, *layer.shape, net.spec)
-        layers.append(MappedLayer(layer.name, layer.kind, layer.shape, None, [mm],
-                                  layer.crossbar_area_um2, layer.baseline_crossbars))
-    dense = MappedNetwork(layers, net.spec, net.input_shape, [], None, sources, None)
-    dense.nets = build_nets(dense.matrices, sources, net.spec)
+        if layer.groups == 1:
+            sources[layer.name] = _renamed(net.sources[layer.matrices[0].name], layer.name, rename)
+            mats = [_dense_matrix(layer.name, *layer.shape, net.spec)]
+        else:
+            for m in layer.matrices:
+                sources[m.name] = _renamed(net.sources[m.name], m.name, rename)
+            mats = [_dense_matrix(m.name, *m.shape, net.spec) for m in layer.matrices]
+        layers.append(MappedLayer(layer.name, layer.kind, layer.shape, None, mats,
+                                  layer.crossbar_area_um2, layer.baseline_crossbars, layer.groups))
+    operands = None if net.operands is None else net.operands.renamed(rename)
+    outputs = {rename[k]: v for k, v in net.outputs.items()}
+    dense = MappedNetwork(layers, net.spec, net.input_shape, [], None, sources, None, None,
+                          operands, outputs)
+    dense.nets = build_nets(dense.matrices, sources, net.spec, operands)
     dense.baseline = Baseline(dense.n_crossbars, dense.cells, dense.area_um2, len(dense.nets),
                               dense.total_wires)
     return dense

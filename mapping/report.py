@@ -19,19 +19,20 @@ CSV_FIELDS = ("name", "kind", "rows", "cols", "rank", "grid", "n_crossbars", "ba
 
 
 def _wires(net) -> dict[str, dict[str, int]]:
-    """matrix name -> {'input': wires, 'output': wires}."""
+    """matrix name -> {'input': wires, 'output': wires, 'operand': wires}."""
     out: dict[str, dict[str, int]] = {}
     for n in net.nets:
-        d = out.setdefault(n.matrix, {"input": 0, "output": 0})
+        d = out.setdefault(n.matrix, {"input": 0, "output": 0, "operand": 0})
         d[n.kind] += n.width
     return out
 
 
 def _matrix_dict(mm, wires) -> dict[str, Any]:
-    w = wires.get(mm.name, {"input": 0, "output": 0})
+    w = wires.get(mm.name, {"input": 0, "output": 0, "operand": 0})
     return {"name": mm.name, "shape": list(mm.shape), "grid": list(mm.grid),
             "n_crossbars": mm.n_crossbars, "cells": mm.cells, "utilization": mm.utilization,
-            "nonzeros": mm.nonzeros, "input_wires": w["input"], "output_wires": w["output"]}
+            "nonzeros": mm.nonzeros, "input_wires": w["input"], "output_wires": w["output"],
+            "operand_wires": w["operand"]}
 
 
 def to_dict(net) -> dict[str, Any]:
@@ -43,11 +44,13 @@ def to_dict(net) -> dict[str, Any]:
         mats = [_matrix_dict(m, wires) for m in layer.matrices]
         layers.append({
             "name": layer.name, "kind": layer.kind, "shape": list(layer.shape), "rank": layer.rank,
+            "groups": layer.groups,
             "grid": [m["grid"] for m in mats], "n_crossbars": layer.n_crossbars,
             "cells": layer.cells, "utilization": layer.utilization, "area_um2": layer.area_um2,
             "nonzeros": sum(m["nonzeros"] for m in mats),
             "input_wires": sum(m["input_wires"] for m in mats),
             "output_wires": sum(m["output_wires"] for m in mats),
+            "operand_wires": sum(m["operand_wires"] for m in mats),
             "baseline": {"n_crossbars": layer.baseline_crossbars, "cells": layer.baseline_cells},
             "matrices": mats,
         })
@@ -59,7 +62,8 @@ def to_dict(net) -> dict[str, Any]:
         "layers": layers,
         "nets": {"count": len(net.nets), "total_wires": net.total_wires,
                  "input_nets": sum(n.kind == "input" for n in net.nets),
-                 "output_nets": sum(n.kind == "output" for n in net.nets)},
+                 "output_nets": sum(n.kind == "output" for n in net.nets),
+                 "operand_nets": sum(n.kind == "operand" for n in net.nets)},
         "baseline": {"n_crossbars": b.n_crossbars, "cells": b.cells, "area_um2": b.area_um2,
                      "n_nets": b.n_nets, "total_wires": b.total_wires},
     }

@@ -17,7 +17,7 @@ from mapping.design import UNIT_KINDS, Design, RowSignals
 from mapping.spec import MAX_SIDE
 
 ENCODINGS = ("differential", "offset", "unsigned")
-NET_KINDS = ("input", "output")
+NET_KINDS = ("input", "output", "operand")
 MAX_INDEX = 2**31 - 1
 """Largest tile block index, site or gcell coordinate, slot (fits every int dtype we use)."""
 MAX_NAME = 1024
@@ -153,17 +153,20 @@ def _check_nets(design: Design, units: dict, lcols: int) -> None:
             ok = src.kind in ("input", "output") and dst.kind == "tile"
             limit, what, tile = rows, f"the crossbar's {rows} rows", dst
             fan_in[dst.name] += n.width
-        else:
+        elif n.kind == "output":
             ok = (src.kind == "tile" and dst.kind == "output" and src.matrix == dst.matrix
                   and src.block[1] == dst.block[1])
             limit, what, tile = lcols, f"the crossbar's {lcols} logical columns", src
             fan_out[src.name] += n.width
+        else:  # operand: a signal an output unit's periphery operation needs (a residual add)
+            ok = src.kind in ("input", "output") and dst.kind == "output" and src.name != dst.name
+            limit, what, tile = lcols, f"the output unit's {lcols} logical columns", dst
         if not ok:
             raise NetlistError(
                 f"net {i} ({n.src} -> {n.dst}) of kind {n.kind!r} runs from a unit of kind "
                 f"{src.kind!r} to one of kind {dst.kind!r}; an input net runs from IN or an output "
                 "unit to a tile, an output net from a tile to the output unit of its matrix and "
-                "column block")
+                "column block, an operand net from IN or an output unit to another output unit")
         if n.matrix != tile.matrix:
             raise NetlistError(f"net {i} ({n.src} -> {n.dst}): matrix {_short(n.matrix)} must be "
                                f"that of its tile, {tile.matrix!r}")

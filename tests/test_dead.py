@@ -49,3 +49,32 @@ def test_a_layer_that_maps_zero_elsewhere_keeps_everything():
     with pytest.warns(UserWarning, match="nothing was deleted"):
         assert delete_dead_signals(m, (6,)) == {}
     assert torch.equal(m[2].weight, w2) and not hasattr(m[2], "weight_mask")
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(6, 5), nn.Linear(5, 5), nn.Linear(5, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.c(self.b(h) + h)  # the sum is computed in b's output units
+
+
+def test_a_residual_sum_is_neither_dead_nor_silent():
+    import warnings
+
+    torch.manual_seed(0)
+    m = Residual()
+    with torch.no_grad():
+        m.b.weight[1] = 0  # b's column 1 computes 0, but the sum there still adds h_1
+        m.b.bias[1] = 0
+        m.c.weight[:, 3] = 0  # nobody reads the sum's element 3
+    x = torch.randn(16, 6)
+    before = m(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no restore: the analysis sees the add
+        rep = delete_dead_signals(m, (6,))
+    assert rep == {"b": {"columns": 1, "rows": 0}}
+    assert torch.all(m.b.weight[3] == 0) and torch.any(m.c.weight[:, 1] != 0)
+    assert torch.allclose(m(x), before, atol=1e-6)

@@ -79,8 +79,8 @@ def test_low_rank_sparse_exact(encoding, size):
     assert net.layers[1].rank == 6 and net.cells < net.baseline.cells
     assert net.n_crossbars <= net.baseline.n_crossbars
     sim = net.simulator()  # built tiles only: one programmed tile per crossbar
-    banks = [mod.bank for mod in sim.modules() if hasattr(mod, "bank")]
-    assert sum(b.g.shape[0] for b in banks) == net.n_crossbars
+    assert list(sim.banks) == [m.name for m in net.matrices]
+    assert sum(b.g.shape[0] for b in sim.banks.values()) == net.n_crossbars
 
 
 def test_simulation_uses_the_mapped_tiles():
@@ -118,7 +118,7 @@ def test_device_effects_seeded(encoding):
     exact = model.eval()(x)
     dev = DeviceModel(levels=16, variation_sigma=0.1, seed=3)
     y1, y2 = net.forward(x, dev), net.forward(x, DeviceModel(levels=16, variation_sigma=0.1, seed=3))
-    sim = CrossbarSimulator(model, [(m.name, m) for m in net.matrices], encoding, dev)
+    sim = CrossbarSimulator(net, dev)
     assert torch.equal(y1, y2) and torch.equal(sim(x), y1)
     assert not torch.equal(net.forward(x, DeviceModel(variation_sigma=0.1, seed=4)),
                            net.forward(x, DeviceModel(variation_sigma=0.1, seed=3)))
@@ -151,6 +151,6 @@ def test_single_layer_model_and_large_batch():
     assert (net.forward(x) - lin(x)).abs().max() <= 1e-5
     conv = nn.Conv2d(2, 3, 3)
     net = map_model(conv, CrossbarSpec(8, 8), (2, 10, 10))
-    bank = net.simulator().net.bank
+    bank = net.simulator().banks["conv2d"]
     x = torch.randn(2, 18)
     assert torch.allclose(bank.matmul(x, chunk=5), bank.matmul(x), atol=1e-12)  # chunking
