@@ -1,6 +1,6 @@
 """Energy, latency and throughput per inference (hardware-model.md section 7, mapping/energy.py).
 
-    python benchmarks/energy.py                  # everything -> results/energy.json
+    python benchmarks/energy.py                  # everything -> rows of results/energy.json (a ledger)
     python benchmarks/energy.py --only isaac     # some parts (isaac lenet convnet vgg16)
 
 1. ISAAC (Shafiee et al., ISCA 2016), Table 6 beside the ``isaac_32nm`` preset. The
@@ -32,18 +32,15 @@ import copy
 import signal
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
-from benchmarks.machine import machine  # noqa: E402
-from common.io import update_json  # noqa: E402
 from mapping.energy import crossbar_breakdown, energy, format_table  # noqa: E402
 from mapping.spec import CrossbarSpec, Technology  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "energy.json"
 PARTS = ("isaac", "lenet", "convnet", "vgg16")
 ROUTE_BUDGET_S = 120.0
 TOLERANCE = 0.3  # of the weight energy: random weights have flat spectra, so truncation needs it
@@ -285,18 +282,17 @@ def main() -> None:
             res[name] = small(name)
     if "vgg16" in args.only:
         res["vgg16"] = vgg16()
-    command = "python benchmarks/energy.py" + (
-        "" if args.only == list(PARTS) else " --only " + " ".join(args.only))
-    meta = {"benchmark": "energy", "command": command, "date": datetime.now().isoformat(),
-            "machine": machine(),
-            "config": {"technology": "illustrative (mapping/presets/illustrative.toml) for "
-                                     "lenet/convnet/vgg16; isaac_32nm for the table",
-                       "place": "fast", "route": "RouteConfig.for_spec defaults",
-                       "svd_tolerance": TOLERANCE, "group_deletion": DELETION,
-                       "route_budget_s": ROUTE_BUDGET_S}}
-    update_json(RESULTS, lambda old: {**old, **meta, **{k: {**v, "command": command}
-                                                       for k, v in res.items()}}, indent=1)
-    print(f"wrote {RESULTS}")
+    config = {"technology": "illustrative (mapping/presets/illustrative.toml) for lenet/convnet/"
+                            "vgg16; isaac_32nm for the table",
+              "place": "fast", "route": "RouteConfig.for_spec defaults",
+              "svd_tolerance": TOLERANCE, "group_deletion": DELETION,
+              "route_budget_s": ROUTE_BUDGET_S}
+    for part, metrics in res.items():
+        model = "isaac" if part == "isaac_table6" else part
+        name = "isaac-table6" if part == "isaac_table6" else f"{part}-energy"
+        ledger.append("energy", ledger.make_row(name, model, {**config, "part": part}, metrics),
+                      replace=True, headline_key=model)
+        print(f"recorded row {name!r} in {ledger.path('energy')}")
 
 
 if __name__ == "__main__":
