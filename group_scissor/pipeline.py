@@ -138,20 +138,21 @@ def validate(cfg: CompileConfig) -> None:
     if key != "digits" and key not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.dataset!r}; available: digits, "
                           f"{', '.join(DATASETS)}")
-    data = load_dataset(cfg.dataset, cfg.data_dir)  # files present and readable
-    if tuple(info.input_shape) != data.input_shape:
-        raise ConfigError(f"model {cfg.model!r} takes inputs of shape {info.input_shape} but "
-                          f"dataset {cfg.dataset!r} has {data.input_shape}")
     for what, train, stage in (("clip", cfg.clip_train, cfg.clip),
                                ("prune", cfg.prune_train, cfg.prune)):
         check_fine_tune_epochs(stage.fine_tune_epochs, train.epochs,
-                               f"{what} needs epochs before its fine-tuning")
+                               f"{what} needs epochs before its fine-tuning "
+                               f"({what}.fine_tune_epochs, {what}_train.epochs)")
         fine_tune_restart(train, stage.fine_tune_epochs, stage.fine_tune_lr,
                           stage.fine_tune_warmup_epochs)
     spec = cfg.spec()
     model = load_model(cfg.model, cfg.baseline_checkpoint)  # a bad checkpoint fails now
     to_low_rank(model, layers_to_clip(cfg.clip, cfg.model))
     grouped_matrices(model, spec.rows, spec.lcols, cfg.prune)  # unknown matrix names fail now
+    data = load_dataset(cfg.dataset, cfg.data_dir)  # last: the slowest check (files readable)
+    if tuple(info.input_shape) != data.input_shape:
+        raise ConfigError(f"model {cfg.model!r} takes inputs of shape {info.input_shape} but "
+                          f"dataset {cfg.dataset!r} has {data.input_shape}")
 
 
 def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: bool = True,
