@@ -47,6 +47,10 @@ MEM_BYTES = 1 << 28
 """Working-memory budget of one chunk of tiles in effective_conductances (about 256 MiB)."""
 
 
+_RANK1_RANGE = 600.0
+"""Largest decay exp(c[0] - c[-1]) along a word line for which K^-1 is formed as an outer product."""
+
+
 def _wires(r_wire_ohm: float, r_bit_ohm: float | None) -> tuple[float, float]:
     r_w = r_wire_ohm
     r_b = r_wire_ohm if r_bit_ohm is None else r_bit_ohm
@@ -87,24 +91,36 @@ def _word_line_inverses(g: torch.Tensor, g_w: float) -> tuple[torch.Tensor, torc
 
 
 def _sweep(g: torch.Tensor, g_w: float, g_b: float) -> torch.Tensor:
-    """(T, R, C) float64 conductances -> (T, R, C) effective conductances (both wires > 0)."""
+    """(T, R, C) float64 conductances -> (T, R, C) effective conductances (both wires > 0).
+
+    Works with W_i = g_b Sigma_i^-1 = (Sigma_i / g_b)^-1, so that G_eff[k] = h_k^T W_k ... W_{R-1}
+    and Sigma_i / g_b = S_i / g_b - W_{i-1}."""
     t, rows, cols = g.shape
     d, c = _word_line_inverses(g, g_w)  # (T, R, C) each
     h = g * (g_w * d * torch.exp(c))  # (T, R, C) current into the bit-line nodes per volt on row i
+    # K^-1[j, k] = d[k] e^{c[k] - c[j]} for j <= k is the outer product of e^{-c} and d e^{c}
+    # unless e^{+-c} leaves the float64 range (wires far more resistive than the cells)
+    rank1 = bool((c[..., 0] - c[..., -1]).max() < _RANK1_RANGE)
     ar = torch.arange(cols)
     far = torch.maximum(ar[:, None], ar[None, :])  # (C, C) index max(j, k)
-    z = torch.zeros_like(g)  # z[:, k] = h_k^T prod_{k <= m <= i} (g_b Sigma_m^-1) after step i
-    prev = None  # g_b^2 Sigma_{i-1}^-1
+    z = torch.zeros_like(g)  # z[:, k] = h_k^T W_k ... W_i after step i
+    w = None
     for i in range(rows):  # the downward sweep: sequential over rows, batched over tiles
-        gi, ci = g[:, i], c[:, i]
-        kinv = d[:, i][:, far] * torch.exp(-(ci[:, :, None] - ci[:, None, :]).abs())  # (T, C, C)
-        # bit-line block S_i = diag(g_b (below) + g_b (above, i > 0) + G_i) - G_i K_i^-1 G_i
-        sigma = torch.diag_embed(gi + (g_b if i == 0 else 2 * g_b)) - gi[:, :, None] * kinv * gi[:, None, :]
-        if prev is not None:
-            sigma -= prev
-        sinv = torch.cholesky_inverse(torch.linalg.cholesky(sigma))  # Schur complements are SPD
-        z[:, :i + 1] = torch.cat([z[:, :i], h[:, i:i + 1]], dim=1) @ (g_b * sinv)
-        prev = (g_b * g_b) * sinv
+        gi, ci, di = g[:, i], c[:, i], d[:, i]
+        # Sigma_i / g_b = diag(1 (below) + 1 (above, i > 0) + G_i / g_b) - G_i K_i^-1 G_i / g_b - W_{i-1}
+        if rank1:
+            e = torch.exp(ci)
+            p = (gi / (g_b * e))[:, :, None] * (gi * di * e)[:, None, :]  # valid for j <= k
+            upper = torch.triu(p)
+            sigma = upper.add_(torch.triu(p, 1).mT).neg_()
+        else:
+            kinv = di[:, far] * torch.exp(-(ci[:, :, None] - ci[:, None, :]).abs())  # (T, C, C)
+            sigma = -(gi / g_b)[:, :, None] * kinv * gi[:, None, :]
+        sigma.diagonal(dim1=1, dim2=2).add_(gi / g_b + (1.0 if i == 0 else 2.0))
+        if w is not None:
+            sigma -= w
+        w = torch.cholesky_inverse(torch.linalg.cholesky(sigma))  # Schur complements are SPD
+        z[:, :i + 1] = torch.cat([z[:, :i], h[:, i:i + 1]], dim=1) @ w
     return z
 
 

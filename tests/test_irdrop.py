@@ -118,6 +118,21 @@ def test_tiles_of_different_shapes_batch_with_padding():
     np.testing.assert_allclose(out[2].numpy(), nodal_currents(batch[2].numpy(), V[2], 10.0), rtol=1e-9)
 
 
+def test_steep_word_lines_use_the_stable_inverse(monkeypatch):
+    """Wires far more resistive than the cells: K^-1 from |c_j - c_k| instead of an outer
+    product that would over/underflow; forced here on an ordinary tile, same currents."""
+    import mapping.irdrop as irdrop
+
+    rng = np.random.default_rng(3)
+    G, V = random_tile(rng, 12, 10)
+    fast = bitline_currents(G, V, 30.0).numpy()
+    monkeypatch.setattr(irdrop, "_RANK1_RANGE", -1.0)
+    np.testing.assert_allclose(bitline_currents(G, V, 30.0).numpy(), fast, rtol=1e-12)
+    np.testing.assert_allclose(fast, nodal_currents(G, V, 30.0), rtol=1e-9)
+    steep = bitline_currents(G, V, 1e9).numpy()  # 1 GOhm segments: only the first cells count
+    assert np.all(np.isfinite(steep)) and np.all(steep >= 0)
+
+
 def test_memory_chunks_give_the_same_result():
     rng = np.random.default_rng(9)
     G = torch.as_tensor(rng.uniform(G_MIN, G_MAX, (5, 6, 7)))
