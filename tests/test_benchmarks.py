@@ -3,6 +3,7 @@ two runs recording into one results file keep both entries."""
 
 import json
 import multiprocessing as mp
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,16 @@ def test_concurrent_updates_lose_nothing(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(json.loads(path.read_text())) == 120
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_ir_drop_benchmark_records_its_table(tmp_path):
+    out = tmp_path / "ir_drop.json"
+    r = _bench("benchmarks/ir_drop.py", "--sizes", "4", "--r-wire", "1,10", "--scaling", "",
+               "--no-lenet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert {"command", "date", "machine", "config", "single_tiles"} <= res.keys()
+    assert [row["r_wire_ohm"] for row in res["single_tiles"]] == [1.0, 10.0]
+    assert all(row["model_err"] < 1e-9 for row in res["single_tiles"])
+    assert "ngspice s" in r.stdout
