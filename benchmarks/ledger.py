@@ -61,6 +61,9 @@ EXPERIMENTS = {
                       "(Han et al. 2015) of the same clipped net at the same sparsity: per mapped "
                       "matrix, the smallest-|w| weights masked to the same number of zeros as "
                       "group deletion left (metrics.magnitude_pruning).",
+    "ir_drop": "The IR-drop solver (mapping/irdrop.py) against ngspice and badcrossbar on single "
+               "tiles, per-tile SPICE decks against one deck, LeNet's whole chip "
+               "(benchmarks/ir_drop.py).",
     "energy": "Energy, latency and throughput per inference (benchmarks/energy.py, "
               "hardware-model section 7): the ISAAC 32 nm preset against ISAAC's Table 6, and "
               "LeNet/ConvNet (dense and compressed) and VGG-16 (dense) with their interconnect.",

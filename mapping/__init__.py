@@ -15,6 +15,7 @@ from mapping.congestion import report as routing_report
 from mapping.design import Design, Net, Unit
 from mapping.devices import DeviceModel
 from mapping.extract import DataflowError, UnmappableLayerError
+from mapping.irdrop import bitline_currents, effective_conductances
 from mapping.network import Baseline, MappedLayer, MappedNetwork, map_model
 from mapping.partition import MappedMatrix, map_matrix
 from mapping.placement import PlaceConfig, Placement, place
@@ -43,6 +44,8 @@ __all__ = [
     "Technology",
     "Unit",
     "UnmappableLayerError",
+    "bitline_currents",
+    "effective_conductances",
     "format_table",
     "map_matrix",
     "map_model",

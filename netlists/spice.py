@@ -13,12 +13,16 @@ The crossbars are analog only: output units (ADC/neuron) are not simulated.
 
 import functools
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common.io import output_error
 from mapping.design import Design
 from netlists._common import NetlistError, as_design, atomic_open, check_design
 from netlists.conductance import SpiceConfig, tile_conductances
@@ -77,14 +81,77 @@ def tile_inputs(design: Design, inputs: Mapping[str, Any] | None,
     return out
 
 
+def _subckt(k: int, name: str, g: np.ndarray, r_wire: float) -> str:
+    """The ``.subckt xb<k>`` of one tile, with its ``* @tile`` comment."""
+    rows, cols = g.shape
+    head = (f"* @tile xb{k} {name} rows={rows} bitlines={cols}\n"
+            + _ports(f".subckt xb{k} ", [f"wl{i}" for i in range(rows)]
+                     + [f"bl{j}" for j in range(cols)]) + "\n")
+    ohms = tuple((1.0 / g).ravel().tolist())  # row-major, as the template
+    return head + _cell_template(rows, cols, r_wire) % ohms + f".ends xb{k}\n"
+
+
+def _drivers(k: int, volts: np.ndarray, cols: int) -> str:
+    """Top-level instance of tile xb<k>, its word-line sources and 0 V bit-line sensors."""
+    wl = [f"xb{k}_wl{i}" for i in range(len(volts))]
+    bl = [f"xb{k}_bl{j}" for j in range(cols)]
+    return (_ports(f"Xxb{k} ", wl + bl) + f" xb{k}\n"
+            + "".join(f"V{k}_wl{i} {n} 0 DC {v!r}\n"
+                      for i, (n, v) in enumerate(zip(wl, volts.tolist(), strict=True)))
+            + "".join(f"V{k}_bl{j} {n} 0 DC 0\n" for j, n in enumerate(bl)))
+
+
+def _header(design: Design, config: SpiceConfig, n_tiles: int) -> str:
+    return (f"* group-scissor crossbar netlist: {n_tiles} tiles, "
+            f"{design.crossbar_rows}x{design.crossbar_cols} crossbars\n"
+            f"* @encoding {design.encoding}\n"
+            f"* g_min={config.g_min_siemens!r} S g_max={config.g_max_siemens!r} S "
+            f"r_wire={config.r_wire_ohm!r} ohm per cell segment\n"
+            "* cell G from the weights by the linear map of docs/netlists.md; "
+            "bit-line currents = i(v<k>_bl<j>)\n")
+
+
+_TOP_COMMENT = "\n* top level: word-line drivers and virtual-ground bit-line sensors\n"
+
+
+def tiles_folder(path: str | os.PathLike) -> Path:
+    """The folder of the per-tile decks of the top deck ``path``: ``<stem>.tiles`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.tiles")
+
+
+_OURS = re.compile(r"^xb\d+\.(sp|inc)$")
+
+
+def _replace_folder(tmp: Path, folder: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``folder`` (an older one of ours is removed)."""
+    old = None
+    if folder.exists():
+        if not folder.is_dir() or not all(_OURS.match(p.name) for p in folder.iterdir()):
+            raise NetlistError(f"{folder} exists and holds files write_spice did not write; move "
+                               "it away or choose another path")
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+        folder.rename(old / folder.name)
+    tmp.rename(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] | None = None,
-                config: SpiceConfig | None = None, tiles: Iterable[str] | None = None) -> Path:
+                config: SpiceConfig | None = None, tiles: Iterable[str] | None = None,
+                per_tile: bool = False) -> Path:
     """Write the SPICE netlist of every tile of ``design`` (Design or MappedNetwork) to ``path``.
 
     inputs: word-line volts per tile or per matrix (see tile_inputs); config: conductance range,
     default read voltage and wire resistance per cell segment; tiles: names of the tiles to
     write (default all; conductance scales still come from whole matrices). Needs
     design.tile_weights.
+    per_tile: also write the folder ``<stem>.tiles/`` (``tiles_folder(path)``) with, per tile
+    xb<k>, its subcircuit ``xb<k>.inc`` and a standalone deck ``xb<k>.sp`` (the tile, its
+    drivers and sensors, ``.op``); the top deck ``path`` then ``.include``s the subcircuits
+    instead of holding them. The tiles are independent circuits, so simulating the decks one by
+    one (``run_ngspice(path, per_tile=True)``) costs time linear in tiles, while one deck with
+    wire resistance grows faster than that in ngspice's matrix ordering.
     Returns the path; simulate it with run_ngspice(path).
     """
     design = as_design(design)
@@ -106,30 +173,51 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
         if unknown or not tiles:
             raise NetlistError(f"tiles={unknown or tiles} must name tiles of the design, e.g. "
                                f"{all_tiles[:3]}")
-    with atomic_open(path) as f:
-        f.write(f"* group-scissor crossbar netlist: {len(tiles)} tiles, "
-                f"{design.crossbar_rows}x{design.crossbar_cols} crossbars\n"
-                f"* @encoding {design.encoding}\n"
-                f"* g_min={config.g_min_siemens!r} S g_max={config.g_max_siemens!r} S "
-                f"r_wire={config.r_wire_ohm!r} ohm per cell segment\n"
-                "* cell G from the weights by the linear map of docs/netlists.md; "
-                "bit-line currents = i(v<k>_bl<j>)\n")
+    r_wire = config.r_wire_ohm
+    if not per_tile:
+        with atomic_open(path) as f:
+            f.write(_header(design, config, len(tiles)))
+            for name in tiles:
+                f.write("\n" + _subckt(index[name], name, G[name], r_wire))
+            f.write(_TOP_COMMENT)
+            for name in tiles:
+                f.write(_drivers(index[name], volts[name], G[name].shape[1]))
+            f.write("\n.op\n.end\n")
+        return Path(path)
+    path = Path(path)
+    folder = tiles_folder(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=path.parent))
+    except OSError as e:
+        err = output_error(e, folder)
+        if err is None:
+            raise
+        raise err from None
+    try:
         for name in tiles:
             k, g = index[name], G[name]
-            rows, cols = g.shape
-            f.write(f"\n* @tile xb{k} {name} rows={rows} bitlines={cols}\n")
-            f.write(_ports(f".subckt xb{k} ", [f"wl{i}" for i in range(rows)]
-                           + [f"bl{j}" for j in range(cols)]) + "\n")
-            ohms = tuple((1.0 / g).ravel().tolist())  # row-major, as the template
-            f.write(_cell_template(rows, cols, config.r_wire_ohm) % ohms)
-            f.write(f".ends xb{k}\n")
-        f.write("\n* top level: word-line drivers and virtual-ground bit-line sensors\n")
+            (tmp / f"xb{k}.inc").write_text(_subckt(k, name, g, r_wire))
+            (tmp / f"xb{k}.sp").write_text(
+                _header(design, config, 1) + f"* @tile xb{k} {name} rows={g.shape[0]} "
+                f"bitlines={g.shape[1]}\n.include \"xb{k}.inc\"\n" + _TOP_COMMENT
+                + _drivers(k, volts[name], g.shape[1]) + "\n.op\n.end\n")
+        _replace_folder(tmp, folder)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        err = output_error(e, folder) if isinstance(e, OSError) else None
+        if err is None:
+            raise
+        raise err from None
+    with atomic_open(path) as f:
+        f.write(_header(design, config, len(tiles)))
+        f.write(f"* @tiles {folder.name}\n* one standalone deck per tile: {folder.name}/xb<k>.sp\n")
         for name in tiles:
             k, (rows, cols) = index[name], G[name].shape
-            wl, bl = [f"xb{k}_wl{i}" for i in range(rows)], [f"xb{k}_bl{j}" for j in range(cols)]
-            f.write(_ports(f"Xxb{k} ", wl + bl) + f" xb{k}\n")
-            f.write("".join(f"V{k}_wl{i} {n} 0 DC {v!r}\n"
-                            for i, (n, v) in enumerate(zip(wl, volts[name].tolist(), strict=True))))
-            f.write("".join(f"V{k}_bl{j} {n} 0 DC 0\n" for j, n in enumerate(bl)))
+            f.write(f"\n* @tile xb{k} {name} rows={rows} bitlines={cols}\n"
+                    f".include \"{folder.name}/xb{k}.inc\"\n")
+        f.write(_TOP_COMMENT)
+        for name in tiles:
+            f.write(_drivers(index[name], volts[name], G[name].shape[1]))
         f.write("\n.op\n.end\n")
-    return Path(path)
+    return path

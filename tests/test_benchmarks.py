@@ -5,6 +5,7 @@ rows are complete and named as the scripts name them, and the README's tables ar
 import json
 import multiprocessing as mp
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,14 @@ def test_a_rows_name_is_the_one_its_command_gives():
     for r in LEDGERS["rank_clipping"]["rows"]:
         args = rank_clipping.parser().parse_args(shlex.split(r["command"])[2:])
         assert (args.name or rank_clipping.run_name(args)) == r["name"]
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_ir_drop_benchmark_records_its_table(tmp_path):
+    r = _bench("benchmarks/ir_drop.py", "--sizes", "4", "--r-wire", "1,10", "--scaling", "",
+               "--no-lenet", "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    row = ledger.headline("ir_drop", "crossbar", tmp_path)
+    assert row["name"] == "ir-drop-4-r1-10" and {"command", "date", "machine"} <= row.keys()
+    res = row["metrics"]
+    assert [x["r_wire_ohm"] for x in res["single_tiles"]] == [1.0, 10.0]
+    assert all(x["model_err"] < 1e-9 for x in res["single_tiles"])
+    assert "ngspice s" in r.stdout

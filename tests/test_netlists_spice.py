@@ -173,3 +173,59 @@ def test_lenet_tiles(tmp_path):
         np.testing.assert_allclose(res.bitline_amps[name], G[name].T @ volts[name], rtol=1e-6)
     with pytest.raises(NetlistError, match="must name tiles"):
         write_spice(d, tmp_path / "x.sp", tiles=["fc1/T99_0"])
+
+
+def _multi_tile(encoding="differential"):
+    rng = np.random.default_rng(11)
+    w = rng.normal(size=(20, 10))
+    w[rng.random(w.shape) < 0.2] = 0
+    return chain_design({"m": w}, 8, 8, encoding), rng.uniform(0.05, 0.2, 20)  # 3 x 3 tiles
+
+
+def test_per_tile_export_layout(tmp_path):
+    d, v = _multi_tile()
+    cfg = SpiceConfig(r_wire_ohm=2.0)
+    top = write_spice(d, tmp_path / "chip.sp", inputs={"m": v}, config=cfg, per_tile=True)
+    folder = tmp_path / "chip.tiles"
+    ks = [k for k, u in enumerate(d.units) if u.kind == "tile"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"xb{k}.sp" for k in ks] + [f"xb{k}.inc" for k in ks])
+    text = top.read_text()
+    assert "* @tiles chip.tiles" in text and ".subckt" not in text
+    assert all(f'.include "chip.tiles/xb{k}.inc"' in text for k in ks)
+    single = write_spice(d, tmp_path / "one.sp", inputs={"m": v}, config=cfg).read_text()
+    inc = "".join((folder / f"xb{k}.inc").read_text() for k in ks)
+    resistors = [ln for ln in single.splitlines() if ln.startswith("R")]
+    assert [ln for ln in inc.splitlines() if ln.startswith("R")] == resistors  # split by tile
+    tile = (folder / f"xb{ks[0]}.sp").read_text()
+    assert f'.include "xb{ks[0]}.inc"' in tile and tile.rstrip().endswith(".op\n.end")
+    # writing again with fewer tiles replaces the folder; a foreign folder is refused
+    write_spice(d, top, inputs={"m": v}, config=cfg, per_tile=True, tiles=[d.units[ks[0]].name])
+    assert sorted(p.name for p in folder.iterdir()) == [f"xb{ks[0]}.inc", f"xb{ks[0]}.sp"]
+    (tmp_path / "x.tiles").mkdir()
+    (tmp_path / "x.tiles" / "notes.txt").write_text("mine")
+    with pytest.raises(NetlistError, match="did not write"):
+        write_spice(d, tmp_path / "x.sp", config=cfg, per_tile=True)
+    assert (tmp_path / "x.tiles" / "notes.txt").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+@needs_ngspice
+def test_per_tile_decks_simulate_like_the_single_deck(tmp_path):
+    from mapping.irdrop import bitline_currents
+
+    d, v = _multi_tile()
+    cfg = SpiceConfig(r_wire_ohm=5.0)
+    single = run_ngspice(write_spice(d, tmp_path / "one.sp", inputs={"m": v}, config=cfg))
+    top = write_spice(d, tmp_path / "sub" / "chip.sp", inputs={"m": v}, config=cfg, per_tile=True)
+    per_tile = run_ngspice(top, per_tile=True, jobs=2)
+    whole = run_ngspice(top)  # the top deck includes the tiles' subcircuits
+    G, volts = tile_conductances(d, cfg), tile_inputs(d, {"m": v}, cfg)
+    assert list(per_tile.bitline_amps) == list(single.bitline_amps) == list(whole.bitline_amps)
+    for name, amps in single.bitline_amps.items():
+        np.testing.assert_allclose(per_tile.bitline_amps[name], amps, rtol=1e-9, atol=1e-18)
+        np.testing.assert_allclose(whole.bitline_amps[name], amps, rtol=1e-9, atol=1e-18)
+        model = bitline_currents(G[name], volts[name][None], cfg.r_wire_ohm).numpy()[0]
+        np.testing.assert_allclose(model, amps, rtol=1e-6, atol=1e-15)  # IR drop: the solver
+    with pytest.raises(NetlistError, match="not the top deck of a per-tile export"):
+        run_ngspice(tmp_path / "one.sp", per_tile=True)
