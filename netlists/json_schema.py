@@ -126,7 +126,8 @@ class _Quick:
                 and ("weights" not in u or self._weights(u["weights"])))
 
     def _weights(self, w: Any) -> bool:
-        if type(w) is not dict or w.get("dtype") not in self.dtypes:
+        dtype = w.get("dtype") if type(w) is dict else None
+        if not isinstance(dtype, str) or dtype not in self.dtypes:  # a list is not hashable
             return False
         shape, storage = w.get("shape"), w.get("storage")
         if not (type(shape) is list and len(shape) == 2 and self._int(shape[0], 1, self.side)
@@ -149,7 +150,7 @@ class _Quick:
             return False
         if not (self._int(n.get("id"), 0, self.index) and self._name(n.get("src"))
                 and self._name(n.get("dst")) and self._int(n.get("width"), 1, self.side)
-                and self._name(n.get("matrix")) and n.get("kind") in ("input", "output")):
+                and self._name(n.get("matrix")) and n.get("kind") in ("input", "output", "operand")):
             return False
         r = n.get("route", [])
         return type(r) is list and (all(self._point(p) for p in r) or all(
