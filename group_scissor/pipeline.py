@@ -31,7 +31,7 @@ from pathlib import Path
 
 import models
 from common.errors import ConfigError
-from common.io import write_json, write_text
+from common.io import folder_lock, write_json, write_text
 from group_scissor.config import TECH_ROUTE_FIELDS, CompileConfig
 from group_scissor.resume import SCHEMA_VERSION
 
@@ -71,6 +71,7 @@ class _Runner:
             return rec
         self.log(f"[{index}-{name}] running")
         rec_path.unlink(missing_ok=True)  # invalid from here until the stage completes
+        _sweep(self.out, folder)
         start = time.perf_counter()
         if name in TRAINING:
             resume = (not self.force and (folder / "resume.pt").is_file()
@@ -100,6 +101,18 @@ class _Runner:
         write_json(rec_path, rec)
         self.prev, self.records[name] = fp, rec
         return rec
+
+
+def _sweep(out: Path, folder: Path) -> None:
+    """Remove what a killed run of this stage left: its half-built folders in ``out`` and the
+    temporary files of interrupted atomic writes in its folder (compile holds ``out``)."""
+    for old in out.glob(f".{folder.name}.*.tmp"):
+        shutil.rmtree(old, ignore_errors=True)
+    for old in out.glob(f".{folder.name}.*.old"):
+        shutil.rmtree(old, ignore_errors=True)
+    for old in folder.glob(".*.tmp") if folder.is_dir() else ():
+        if old.is_file():
+            old.unlink(missing_ok=True)
 
 
 def _record(path: Path) -> dict:
@@ -158,15 +171,20 @@ def validate(cfg: CompileConfig) -> None:
 def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: bool = True,
             log=print) -> dict:
     """Run (or resume) every stage; returns the report (also written to out/report.json)."""
+
+    out = Path(out)
+    validate(cfg)
+    with folder_lock(out, "--out"):  # one compile per run folder
+        return _compile(cfg, out, force, progress, log)
+
+
+def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) -> dict:
     from group_scissor.compress import clip_stage
     from group_scissor.distill import DistillConfig
     from group_scissor.physical import export_stage, map_stage, route_stage
     from group_scissor.prune import prune_stage
     from group_scissor.stages import train_stage
 
-    out = Path(out)
-    validate(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     r = _Runner(out, force, log)
     common = dict(model_name=cfg.model, dataset=cfg.dataset, data_dir=cfg.data_dir)
     hw = dict(crossbar=cfg.crossbar, encoding=cfg.encoding)

@@ -196,3 +196,43 @@ def test_kill_anywhere_then_rerun_ends_identical(clean_run, tmp_path, monkeypatc
     assert not (out / folder / "stage.json").exists()
     run_compile(CompileConfig.load(None, TINY), out, progress=False, log=lambda m: None)
     assert _digest(out) == _digest(clean_run)
+
+
+def test_a_rerun_sweeps_what_a_killed_run_left(clean_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(clean_run, out)
+    (out / ".5-route.4242.tmp").mkdir()  # a half-built stage folder of a killed run
+    (out / ".6-export.4242.old").mkdir()
+    (out / "5-route" / ".floorplan.png.x1y2.tmp").write_bytes(b"half")
+    run_compile(CompileConfig.load(None, TINY + ["place.seed=1"]), out, progress=False,
+                log=lambda m: None)
+    assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.old"))
+    assert not list((out / "5-route").glob(".*.tmp"))
+
+
+@pytest.mark.slow  # a second process (spawned: a fork would inherit the lock table)
+def test_one_compile_per_run_folder(clean_run, tmp_path):
+    from common.errors import UserError
+    from common.io import folder_lock
+
+    out = tmp_path / "run"
+    shutil.copytree(clean_run, out)
+    with folder_lock(out), pytest.raises(UserError, match="in use by another run"):
+        import multiprocessing as mp  # the lock is per process: take it in another one
+
+        ctx = mp.get_context("spawn")  # a fork would inherit the lock table
+        q = ctx.Queue()
+        p = ctx.Process(target=_compile_into, args=(out, q))
+        p.start()
+        p.join(60)
+        kind, msg = q.get(timeout=5)
+        if kind == "error":
+            raise UserError(msg)
+
+
+def _compile_into(out, q):
+    try:
+        run_compile(CompileConfig.load(None, TINY), out, progress=False, log=lambda m: None)
+        q.put(("ok", ""))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        q.put(("error", str(e)))
