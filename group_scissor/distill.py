@@ -96,7 +96,9 @@ def distillation(cfg: DistillConfig, model_name: str) -> Distillation:
         raise ConfigError(f"distillation teacher {cfg.teacher} is a directory; pass the "
                          "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher, "
                          f"e.g. {Path(cfg.teacher) / 'checkpoint.pt'}.")
-    if not Path(cfg.teacher).is_file():
+    from models import pretrained
+
+    if not Path(cfg.teacher).is_file() and not pretrained.is_name(cfg.teacher):
         raise ConfigError(f"distillation teacher {cfg.teacher} does not exist; pass the "
                          "checkpoint.pt of a trained run (e.g. the dense baseline) as --teacher.")
     try:

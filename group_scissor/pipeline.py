@@ -103,6 +103,21 @@ class _Runner:
         return rec
 
 
+def _outside(checkpoint) -> str:
+    """A checkpoint from outside the run folder as recorded: absolute, or a shipped name."""
+    from models import pretrained
+
+    return str(checkpoint) if pretrained.is_name(str(checkpoint)) else os.path.abspath(checkpoint)
+
+
+def _inside(out: Path, recorded: str):
+    """A recorded checkpoint as a path to load: inside ``out`` if relative; absolute paths and
+    shipped names as they are."""
+    from models import pretrained
+
+    return recorded if pretrained.is_name(recorded) else out / recorded
+
+
 def _sweep(out: Path, folder: Path) -> None:
     """Remove what a killed run of this stage left: its half-built folders in ``out`` and the
     temporary files of interrupted atomic writes in its folder (compile holds ``out``)."""
@@ -200,10 +215,9 @@ def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) ->
                           resume=resume, force=not resume, progress=progress)
         return {"test_accuracy": res.test_accuracy, "checkpoint": here(folder / "checkpoint.pt")}
 
-    base_ckpt = (None if cfg.baseline_checkpoint is None
-                 else os.path.abspath(cfg.baseline_checkpoint))
+    base_ckpt = None if cfg.baseline_checkpoint is None else _outside(cfg.baseline_checkpoint)
     base = r.run(1, "train", [cfg.model, cfg.dataset, base_ckpt, asdict(cfg.train)], train)
-    teacher_ckpt = out / base["metrics"]["checkpoint"]  # absolute paths stay absolute
+    teacher_ckpt = _inside(out, base["metrics"]["checkpoint"])
 
     teacher = (DistillConfig(str(teacher_ckpt), cfg.distill_temperature, cfg.distill_weight)
                if cfg.distill_weight > 0 else None)
@@ -251,7 +265,7 @@ def _evaluate_checkpoint(cfg: CompileConfig, checkpoint, folder: Path) -> dict:
 
     model, data = prepare(cfg.model, cfg.dataset, cfg.data_dir, cfg.train.seed, checkpoint)
     _, acc = evaluate(model, data.test.x, data.test.y)
-    ckpt = os.path.abspath(checkpoint)
+    ckpt = _outside(checkpoint)
     write_json(folder / "metrics.json", {"model": cfg.model, "dataset": data.name, "epochs": [],
                                          "test_accuracy": acc, "checkpoint": ckpt})
     return {"test_accuracy": acc, "checkpoint": ckpt}

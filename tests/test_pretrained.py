@@ -73,3 +73,19 @@ def test_the_shipped_manifest_holds_its_ledger_rows():
         assert row["metrics"] == e["ledger"]["metrics"], name
         assert ledger.headline(e["ledger"]["experiment"], e["model"])["name"] == row["name"], name
         pretrained.resolve(name)  # the file is there and intact
+
+
+def test_compile_starts_from_a_shipped_baseline(tmp_path):
+    if "lenet:dense" not in pretrained.available():
+        pytest.skip("no shipped lenet:dense")
+    from group_scissor.config import CompileConfig
+    from group_scissor.pipeline import compile as run_compile
+    from tests.test_contracts import TINY
+
+    log: list[str] = []
+    cfg = CompileConfig.load(None, TINY + ["baseline_checkpoint=lenet:dense", "distill_weight=0.5"])
+    rep = run_compile(cfg, tmp_path, progress=False, log=log.append)
+    rec = json.loads((tmp_path / "1-train" / "stage.json").read_text())
+    assert rec["metrics"]["checkpoint"] == "lenet:dense" and rep["accuracy"]["baseline"] > 0.5
+    assert json.loads((tmp_path / "2-clip" / "config.json").read_text())["distill"]["teacher"] == \
+        "lenet:dense"
