@@ -202,6 +202,11 @@ class DeviceModel:
         if not isinstance(body, dict):
             raise ConfigError("the [device] table of a device file must be a table of fields")
         body = {k: v for k, v in body.items() if k not in FILE_KEYS and k != "device"}
+        sources = d.get("sources", {})
+        if not isinstance(sources, dict) or set(sources) - fields:
+            bad = sorted(set(sources) - fields) if isinstance(sources, dict) else sources
+            raise ConfigError(f"the [sources] table of a device file names fields and where their "
+                              f"figures come from; not fields: {bad!r}")
         unknown = sorted(set(body) - fields)
         if unknown:
             raise ConfigError(f"unknown device field(s) {unknown}; valid fields: {sorted(fields)} "
@@ -281,15 +286,29 @@ def slice_digits(q: torch.Tensor, weight_bits: int, cell_bits: int | None) -> to
 
 
 # -- converters -------------------------------------------------------------------------------
-def fake_quantize(v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
-    """v on 2**bits levels of an affine grid spanning [lo, hi] (lo <= 0 <= hi, broadcast) on
-    which 0 is exact; clipped outside. A range of width 0 gives 0."""
+def quantizer(lo: torch.Tensor, hi: torch.Tensor, bits: int, dtype=torch.float64) -> tuple:
+    """(1 / step, lowest code, highest code, step) of the affine grid of 2**bits levels spanning
+    [lo, hi] (lo <= 0 <= hi, any shape) on which 0 is exact; a range of width 0 gives 0."""
     n = 2 ** bits - 1
+    lo, hi = lo.to(torch.float64), hi.to(torch.float64)
     width = hi - lo
     step = torch.where(width > 0, width / n, torch.ones_like(width))
     zp = torch.round(-lo / step)
-    q = (torch.clamp(torch.round(v / step) + zp, 0, n) - zp) * step
-    return torch.where(width > 0, q, torch.zeros_like(q))
+    inv = torch.where(width > 0, 1 / step, torch.zeros_like(step))
+    step = torch.where(width > 0, step, torch.zeros_like(step))
+    return tuple(v.to(dtype) for v in (inv, -zp, n - zp, step))
+
+
+def quantize_(v: torch.Tensor, q: tuple) -> torch.Tensor:
+    """``v`` on the grid of ``quantizer`` (in place), clipped to its range."""
+    inv, qlo, qhi, step = q
+    return v.mul_(inv).round_().clamp_(qlo, qhi).mul_(step)
+
+
+def fake_quantize(v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
+    """v on 2**bits levels of an affine grid spanning [lo, hi] (lo <= 0 <= hi, broadcast) on
+    which 0 is exact; clipped outside. A range of width 0 gives 0."""
+    return quantize_(v.clone(), quantizer(torch.as_tensor(lo), torch.as_tensor(hi), bits, v.dtype))
 
 
 def _range(v: torch.Tensor, dim) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,9 +432,9 @@ class TileBank:
         if not c.calibrated and not c.calibrating:
             raise ConfigError("this device has a DAC or ADC whose ranges are not calibrated yet: "
                               "run CrossbarSimulator.calibrate(x) on a calibration batch first")
-        if c.dac_bits is not None:
-            x = fake_quantize(x.to(torch.float64), c.dac_range[0], c.dac_range[1], c.dac_bits)
         x = F.pad(x.to(cd), (0, na * rows - n))
+        if c.dac_bits is not None:
+            quantize_(x, quantizer(c.dac_range[0], c.dac_range[1], c.dac_bits, cd))
         blocks = self._blocks()
         width = max(b[2].shape[1] for b in blocks) if blocks else 1
         chunk = max(1, CHUNK_BYTES // (8 * width * (3 if c.read_noise_sigma else 2)))
@@ -431,16 +450,23 @@ class TileBank:
                     lo[cols] = torch.minimum(lo[cols], a.double())
                     hi[cols] = torch.maximum(hi[cols], b.double())
             c.adc_lo, c.adc_hi = lo.view(t, q), hi.view(t, q)
+        adc = [None] * len(blocks)
+        if c.adc_bits is not None:
+            key = (id(c.adc_lo), cd)
+            if self.__dict__.get("_adc_key") != key:  # per block: the grids of its bit lines
+                self.__dict__["_adc"] = [
+                    quantizer(c.adc_lo.view(-1)[cols], c.adc_hi.view(-1)[cols], c.adc_bits, cd)
+                    for cols in (self._physical_order(b[1]) for b in blocks)]
+                self.__dict__["_adc_key"] = key
+            adc = self.__dict__["_adc"]
         out = torch.zeros(x.shape[0], nb, lcols, dtype=cd)
         for start in range(0, x.shape[0], chunk):
             x_c = x[start:start + chunk]
             o = out[start:start + chunk]
-            for blk, idx, g, bcols, scale in blocks:
+            for (blk, idx, g, bcols, scale), grid in zip(blocks, adc, strict=True):
                 cur = self._currents(x_c[:, blk * rows:(blk + 1) * rows], g)  # (P, Q_a)
-                if c.adc_bits is not None:
-                    cols = self._physical_order(idx)
-                    cur = fake_quantize(cur, c.adc_lo.view(-1)[cols].to(cd),
-                                        c.adc_hi.view(-1)[cols].to(cd), c.adc_bits)
+                if grid is not None:
+                    quantize_(cur, grid)
                 k = len(idx)
                 main = cur[:, :k * s * lcols].view(-1, k, s, lcols)
                 y = main[:, :, 0] - main[:, :, 1] if s == 2 else main[:, :, 0]
@@ -454,9 +480,9 @@ class TileBank:
         cur = xa @ g
         sigma = self.circuit.read_noise_sigma
         if sigma > 0:
-            spread = torch.sqrt((xa * xa) @ (g * g))
-            noise = torch.randn(cur.shape, generator=self.circuit.read_gen, dtype=torch.float64)
-            cur = cur + sigma * spread * noise.to(cur.dtype)
+            spread = ((xa * xa) @ (g * g)).sqrt_().mul_(sigma)
+            noise = torch.randn(cur.shape, generator=self.circuit.read_gen, dtype=cur.dtype)
+            cur = cur.addcmul_(spread, noise)
         return cur
 
 
@@ -594,4 +620,4 @@ def _ir_drop(cells: torch.Tensor, encoding: str, cols: int, device: DeviceModel)
 
 
 __all__ = ["Circuit", "DeviceModel", "TileBank", "fake_quantize", "presets", "program",
-           "quantize_weights", "slice_digits"]
+           "quantize_", "quantize_weights", "quantizer", "slice_digits"]
