@@ -73,6 +73,9 @@ FILE_KEYS = ("name", "description", "sources")
 """Keys of a device file that describe it rather than set a field (kept in reports)."""
 READ_SEED = 0x5EED
 """Read noise draws from a generator seeded with seed + READ_SEED, apart from the chip's."""
+FAULT_SEED = 0xFA17
+"""Stuck-at faults draw from a generator seeded with seed + FAULT_SEED: turning faults on or
+off leaves the variation of every cell as it was."""
 CHUNK_BYTES = 1 << 26
 """Working memory of one chunk of currents in a non-ideal matmul (64 MiB)."""
 
@@ -504,11 +507,13 @@ def _ideal_conductances(w, encoding, row_live, live):
 
 def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
             gen: torch.Generator | None = None, dtype=torch.float64, *, spec=None,
-            compute_dtype: torch.dtype = torch.float64) -> TileBank:
+            compute_dtype: torch.dtype = torch.float64,
+            fault_gen: torch.Generator | None = None) -> TileBank:
     """Program the built tiles of ``mm`` with ``encoding`` (and optional device effects).
 
     ``spec``: the CrossbarSpec (its weight_bits / cell_bits slice the weights); ``gen``: the
-    chip's generator (default: seeded with device.seed); ``compute_dtype``: of the products of
+    chip's variation generator (default: seeded with device.seed), ``fault_gen`` its stuck-at
+    generator (default: seeded with device.seed + FAULT_SEED); ``compute_dtype``: of the products of
     a non-ideal bank (the ideal one stays in ``dtype``, exact)."""
     weight_bits = None if spec is None else spec.weight_bits
     cell_bits = None if spec is None else spec.cell_bits
@@ -543,9 +548,11 @@ def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
     if not ideal:
         device = device if device is not None else DeviceModel()
         gen = gen if gen is not None else torch.Generator().manual_seed(device.seed)
+        if fault_gen is None:
+            fault_gen = torch.Generator().manual_seed(device.seed + FAULT_SEED)
         sliced_fs = weight_bits is not None and encoding != "offset"  # digits 0 .. 2**cb - 1
-        g, ref, factor = _program_cells(g, ref, live, row_live, factor, encoding, device, gen,
-                                        digit_range=2.0 ** cb - 1 if sliced_fs else None)
+        g, ref, factor = _program_cells(g, ref, live, row_live, factor, encoding, device,
+                                        (gen, fault_gen), digit_range=2.0 ** cb - 1 if sliced_fs else None)
         g = g * row_live[:, None, :, None]  # rows that are not wired are driven with 0 V
         ref = None if ref is None else ref * row_live[:, :, None]
         circuit = Circuit(encoding, factor, device.dac_bits, device.adc_bits,
@@ -559,7 +566,7 @@ def program(mm: MappedMatrix, encoding: str, device: DeviceModel | None = None,
 
 
 def _program_cells(g, ref, live, row_live, factor, encoding, device: DeviceModel,
-                   gen: torch.Generator, digit_range: float | None):
+                   gens: tuple[torch.Generator, torch.Generator], digit_range: float | None):
     """Window, levels, variation, stuck-at faults and IR drop of the cells (section 8 order).
     Returns the effective conductances, the reference column and the per-tile factor."""
     t = g.shape[0]
@@ -587,14 +594,14 @@ def _program_cells(g, ref, live, row_live, factor, encoding, device: DeviceModel
     else:
         bottom, top = torch.zeros_like(fs4), fs4
     if device.variation_sigma > 0:
-        n = torch.randn(cells.shape, generator=gen, dtype=cells.dtype)
+        n = torch.randn(cells.shape, generator=gens[0], dtype=cells.dtype)
         sig = device.variation_sigma
         cells = cells * (torch.exp(sig * n) if device.variation == "lognormal" else 1 + sig * n)
         if device.physical:
             cells = cells.clamp_min(0)  # a conductance is not negative
     off, on = device.stuck_off_fraction, device.stuck_on_fraction
     if off > 0 or on > 0:
-        u = torch.rand(cells.shape, generator=gen, dtype=cells.dtype)
+        u = torch.rand(cells.shape, generator=gens[1], dtype=cells.dtype)
         cells = torch.where(u < off, bottom, torch.where(u < off + on, top, cells))
     if device.has_wires:
         cells = _ir_drop(cells, encoding, cols, device)

@@ -16,11 +16,12 @@ The captured graph (``mapping.capture``) is evaluated in dataflow order, in floa
   model's own functions on float64 copies of its periphery modules; a folded batch norm is the
   identity here.
 Device effects (``DeviceModel``, mapping/devices.py) are drawn once per simulator (one chip),
-matrix by matrix in mapping order, from a generator seeded with ``device.seed``; read noise
-from a second generator, so that every call reads the same chip anew. A device with a DAC or
-an ADC is calibrated on a calibration batch (``calibration=`` or ``calibrate(x)``; else on the
-first batch it evaluates): the batch runs through the chip in dataflow order and each matrix
-sets its input range and its bit lines' ranges from what it sees, before quantizing with them.
+matrix by matrix in mapping order, from generators seeded with ``device.seed`` (one for the
+variation, one for the stuck-at faults); read noise from a third one, so that every call reads
+the same chip anew. A device with a DAC or an ADC is calibrated on a calibration batch
+(``calibration=`` or ``calibrate(x)``; else on the first batch it evaluates): the batch runs
+through the chip in dataflow order and each matrix sets its input range and its bit lines'
+ranges from what it sees, before quantizing with them.
 """
 
 import numpy as np
@@ -30,7 +31,7 @@ from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 
 from mapping.capture import Capture, WeightedOp, execute
-from mapping.devices import READ_SEED, Circuit, DeviceModel, TileBank, program
+from mapping.devices import FAULT_SEED, READ_SEED, Circuit, DeviceModel, TileBank, program
 from mapping.extract import Matrix
 
 
@@ -132,9 +133,11 @@ class CrossbarSimulator(nn.Module):
         super().__init__()
         cap: Capture = net.capture
         gen = torch.Generator().manual_seed(device.seed) if device is not None else None
+        faults = torch.Generator().manual_seed(device.seed + FAULT_SEED) if device is not None else None
         self.device = device
         self.banks = {mm.name: program(mm, net.spec.encoding, device, gen, spec=net.spec,
-                                       compute_dtype=compute_dtype) for mm in net.matrices}
+                                       compute_dtype=compute_dtype, fault_gen=faults)
+                      for mm in net.matrices}
         self.capture = cap
         self.plans = {op.node: _OpPlan(op, cap, net.sources, [self.banks[n] for n in op.matrices])
                       for op in cap.ops}
