@@ -78,7 +78,18 @@ EXPERIMENTS = {
                        "test set (benchmarks/mapped_accuracy.py).",
     "trainer_overhead": "One epoch of the project's Trainer against a bare PyTorch loop "
                         "(benchmarks/trainer_overhead.py); target ratio <= 1.05.",
+    "device_accuracy": "Accuracy on the full test set under device effects "
+                       "(benchmarks/device_accuracy.py, hardware-model section 8): the dense and "
+                       "the compressed LeNet (ConvNet when shipped) at ADC 4/6/8 bits and "
+                       "programming variation 0.05/0.1/0.2, mean and spread over chip seeds, the "
+                       "ideal chip beside.",
 }
+AWAITING = {
+    "device_accuracy": "needs the shipped checkpoints lenet:dense and lenet:group-scissor "
+                       "(benchmarks/ship_checkpoints.py); run benchmarks/device_accuracy.py then",
+}
+"""Experiments listed before their first run, with what they wait for: no ledger file yet.
+Their first recorded row creates the file; then the entry goes (tests/test_benchmarks.py says so)."""
 REQUIRED = ("name", "model", "config", "config_hash", "metrics", "command", "date", "machine")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._,=+-]*")
 

@@ -247,7 +247,7 @@ def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
             ax.axhline(a * mm.tile_rows, color="k", lw=0.6)
         for b in range(1, mm.grid[1]):
             ax.axvline(b * mm.tile_cols, color="k", lw=0.6)
-        ax.set_title(f"{mm.name} {n}x{m}: {mm.n_crossbars}/{mm.grid[0] * mm.grid[1]} tiles\n"
+        ax.set_title(f"{mm.name} {n}x{m}: {mm.n_tiles}/{mm.grid[0] * mm.grid[1]} tiles\n"
                      f"in {mm.input_wires}/{n * mm.grid[1]}, out {mm.output_wires}/"
                      f"{mm.grid[0] * m} wires", fontsize=8)
         ax.set(xlabel="outputs (logical columns)", ylabel="inputs (rows)")

@@ -23,7 +23,9 @@ columns (2c differential, c unsigned, c + 1 offset: the reference column is read
   matrix (an input bus carries one window of rows per evaluation; an output bus one partial sum
   per column). Counting the producing matrix's evaluations instead would charge fc1 after a
   flattened conv once per conv pixel, though each flattened value crosses the bus once;
-- energy of a matrix = evaluations x (tiles + output units) + its interconnect.
+- energy of a matrix = evaluations x (tiles + output units) + its interconnect;
+- weights bit-sliced into S' = spec.slices crossbars per tile (hardware-model section 2): every
+  tile part but the reduction-tree adder (which adds the recombined sums) counts S' times.
 
 Latency of a matrix = evaluations x S x (read_time + adc_conversion_time x conversions per ADC)
 (read and conversion in sequence; the tiles of a matrix in parallel, so the conversions per ADC
@@ -238,8 +240,8 @@ def estimate(matrices: list[MatrixLoad], spec: CrossbarSpec, routing=None,
     wire_pj, hop_um = _interconnect(matrices, spec, routing, design)
     rows = []
     for i, m in enumerate(matrices):
-        parts = {k: float(v.sum()) * m.evaluations
-                 for k, v in tile_energy_pj(m.rows, m.cols, spec).items()}
+        parts = {k: float(v.sum()) * m.evaluations * (1 if k == "adder" else spec.slices)
+                 for k, v in tile_energy_pj(m.rows, m.cols, spec).items()}  # slices: section 2
         unit = t.accumulate_energy_pj + (t.activation_energy_pj + t.pool_energy_pj if m.last
                                          else 0.0)
         parts["output_units"] = m.evaluations * m.out_cols * unit

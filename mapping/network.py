@@ -63,7 +63,7 @@ class MappedLayer:
     @property
     def utilization(self) -> float:
         """cells / logical capacity of the layer's built crossbars."""
-        cap = sum(m.n_crossbars * m.tile_rows * m.tile_cols for m in self.matrices)
+        cap = sum(m.n_tiles * m.tile_rows * m.tile_cols for m in self.matrices)
         return self.cells / cap if cap else 0.0
 
     @property
@@ -152,16 +152,20 @@ class MappedNetwork:
         e.g. to place and route it for routing_area_ratio."""
         return _dense_network(self)
 
-    def simulator(self, device: DeviceModel | None = None) -> CrossbarSimulator:
+    def simulator(self, device: DeviceModel | None = None, calibration: torch.Tensor | None = None,
+                  compute_dtype: torch.dtype = torch.float64) -> CrossbarSimulator:
         """An nn.Module evaluating the mapped design tile by tile and unit by unit along its
-        row sources (float64 inside); see mapping/simulate.py."""
+        row sources (float64 inside), one chip of ``device`` (calibrated on ``calibration``);
+        see mapping/simulate.py."""
         if self.capture is None:
             raise ConfigError("this MappedNetwork has no model to simulate (dense baseline?)")
-        return CrossbarSimulator(self, device)
+        return CrossbarSimulator(self, device, calibration, compute_dtype)
 
     def forward(self, x: torch.Tensor, device: DeviceModel | None = None) -> torch.Tensor:
         """x: (B, *input_shape) -> the output of the mapped design: every matrix through its
-        built tiles, every row read from the unit its row source names."""
+        built tiles, every row read from the unit its row source names. One chip per device
+        (cached); a device with converters is calibrated on the first batch it sees (use
+        ``simulator(device, calibration=...)`` to choose the calibration batch)."""
         key = device if device is not None else DeviceModel()
         cache = self.__dict__.setdefault("_simulators", {})
         if key not in cache:
@@ -200,7 +204,7 @@ def map_model(model: nn.Module, spec: CrossbarSpec | None = None,
         layer.name, layer.kind, layer.shape, layer.rank,
         [map_matrix(m.weights, spec, m.name) for m in layer.matrices],
         spec.crossbar_area_um2,
-        layer.groups * _n_tiles(layer.shape[0], layer.shape[1] // layer.groups, spec),
+        layer.groups * _n_tiles(layer.shape[0], layer.shape[1] // layer.groups, spec) * spec.slices,
         layer.groups) for layer in layers]
     net = MappedNetwork(mapped, spec, tuple(cap.input_shape), [], None, sources, model, cap,
                         cap.operands, cap.outputs)
@@ -323,7 +327,7 @@ def _dense_matrix(name: str, n: int, m: int, spec: CrossbarSpec) -> MappedMatrix
     ones = np.ones((na, nb), dtype=np.int64)
     return MappedMatrix(name, np.broadcast_to(np.float32(1), (n, m)), r, c,
                         np.ones((n, nb), dtype=bool), np.ones((na, m), dtype=bool),
-                        h * ones, w * ones, h * w)
+                        h * ones, w * ones, h * w, spec.slices)
 
 
 def _renamed(m: Matrix, name: str, rename: dict[str, str]) -> Matrix:

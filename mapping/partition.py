@@ -38,6 +38,8 @@ class MappedMatrix:
     """(A, B) int: output wires of tile (a, b) = its non-zero column segments."""
     nnz: np.ndarray
     """(A, B) int: non-zero weights in tile (a, b)."""
+    slices: int = 1
+    """Crossbars per built tile (spec.slices: weight bit slices, each a copy of the tile)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,8 +56,14 @@ class MappedMatrix:
         return self.row_counts > 0
 
     @property
-    def n_crossbars(self) -> int:
+    def n_tiles(self) -> int:
+        """Built tiles (positions on the grid)."""
         return int(self.built.sum())
+
+    @property
+    def n_crossbars(self) -> int:
+        """Built crossbars: the built tiles times the weight slices each holds."""
+        return self.n_tiles * self.slices
 
     def tile_extent(self, a: int, b: int) -> tuple[slice, slice]:
         """Row and column slices of tile (a, b) in the matrix (the last tiles may be short)."""
@@ -86,8 +94,8 @@ class MappedMatrix:
 
     @property
     def utilization(self) -> float:
-        """cells / logical capacity (n_crossbars * rows * lcols) of the built crossbars."""
-        cap = self.n_crossbars * self.tile_rows * self.tile_cols
+        """cells / logical capacity (n_tiles * rows * lcols) of the built tiles."""
+        cap = self.n_tiles * self.tile_rows * self.tile_cols
         return self.cells / cap if cap else 0.0
 
     @property
@@ -150,6 +158,7 @@ def map_matrix(W, spec: CrossbarSpec, name: str = "W") -> MappedMatrix:
         row_counts=rows_alive.sum(axis=1, dtype=np.int64),
         col_counts=cols_alive.sum(axis=2, dtype=np.int64),
         nnz=np.ascontiguousarray(nnz),
+        slices=spec.slices,
     )
 
 

@@ -15,7 +15,13 @@ The captured graph (``mapping.capture``) is evaluated in dataflow order, in floa
   operations (activation, pooling, residual add, concatenation, reshape, norms, ...) with the
   model's own functions on float64 copies of its periphery modules; a folded batch norm is the
   identity here.
-Device effects (``DeviceModel``) are drawn once per simulator, matrix by matrix in mapping order.
+Device effects (``DeviceModel``, mapping/devices.py) are drawn once per simulator (one chip),
+matrix by matrix in mapping order, from generators seeded with ``device.seed`` (one for the
+variation, one for the stuck-at faults); read noise from a third one, so that every call reads
+the same chip anew. A device with a DAC or an ADC is calibrated on a calibration batch
+(``calibration=`` or ``calibrate(x)``; else on the first batch it evaluates): the batch runs
+through the chip in dataflow order and each matrix sets its input range and its bit lines'
+ranges from what it sees, before quantizing with them.
 """
 
 import numpy as np
@@ -25,7 +31,7 @@ from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 
 from mapping.capture import Capture, WeightedOp, execute
-from mapping.devices import DeviceModel, TileBank, program
+from mapping.devices import FAULT_SEED, READ_SEED, Circuit, DeviceModel, TileBank, program
 from mapping.extract import Matrix
 
 
@@ -36,13 +42,18 @@ def stack_banks(banks: list[TileBank]) -> TileBank:
     (na, nb) = banks[0].grid
     _, _, rows, lcols = banks[0].g.shape
     g = len(banks)
+    circuit = banks[0].circuit
+    if circuit is not None:  # one bank: one DAC range over the stacked input, one factor per tile
+        circuit = Circuit(circuit.encoding, torch.cat([b.circuit.factor for b in banks]),
+                          circuit.dac_bits, circuit.adc_bits, circuit.read_noise_sigma,
+                          circuit.compute_dtype, read_gen=circuit.read_gen)
     return TileBank(
         (g * na * rows, g * nb * lcols), (g * na, g * nb),
         torch.cat([b.a + i * na for i, b in enumerate(banks)]),
         torch.cat([b.b + i * nb for i, b in enumerate(banks)]),
         torch.cat([b.g for b in banks]),
         None if banks[0].ref is None else torch.cat([b.ref for b in banks]),
-        torch.cat([b.col_live for b in banks]))
+        torch.cat([b.col_live for b in banks]), circuit)
 
 
 class _OpPlan:
@@ -111,18 +122,51 @@ class CrossbarSimulator(nn.Module):
     """The mapped design computed tile by tile and unit by unit (see the module docstring).
 
     ``net``: a MappedNetwork from ``map_model``; ``device``: optional DeviceModel (None = ideal).
+    ``calibration``: a batch (model input) that calibrates the DAC/ADC ranges of ``device``.
+    ``compute_dtype``: of the crossbar products of a non-ideal chip (float32 is about twice as
+    fast; the ideal chip always computes in float64).
     ``banks``: matrix name -> its programmed TileBank (built tiles only).
     """
 
-    def __init__(self, net, device: DeviceModel | None = None):
+    def __init__(self, net, device: DeviceModel | None = None, calibration: torch.Tensor | None = None,
+                 compute_dtype: torch.dtype = torch.float64):
         super().__init__()
         cap: Capture = net.capture
         gen = torch.Generator().manual_seed(device.seed) if device is not None else None
-        self.banks = {mm.name: program(mm, net.spec.encoding, device, gen) for mm in net.matrices}
+        faults = torch.Generator().manual_seed(device.seed + FAULT_SEED) if device is not None else None
+        self.device = device
+        self.banks = {mm.name: program(mm, net.spec.encoding, device, gen, spec=net.spec,
+                                       compute_dtype=compute_dtype, fault_gen=faults)
+                      for mm in net.matrices}
         self.capture = cap
         self.plans = {op.node: _OpPlan(op, cap, net.sources, [self.banks[n] for n in op.matrices])
                       for op in cap.ops}
+        circuits = [p.bank.circuit for p in self.plans.values() if p.bank.circuit is not None]
+        if circuits:  # one read-noise sequence for the chip, apart from its programming draws
+            read_gen = torch.Generator().manual_seed(device.seed + READ_SEED if device else READ_SEED)
+            for c in circuits:
+                c.read_gen = read_gen
+        self._circuits = circuits
         self._schedule()
+        if calibration is not None:
+            self.calibrate(calibration)
+
+    @property
+    def calibrated(self) -> bool:
+        return all(c.calibrated for c in self._circuits)
+
+    def calibrate(self, x: torch.Tensor) -> "CrossbarSimulator":
+        """Set the DAC range of every matrix and the ADC range of every bit line from the batch
+        ``x`` (model inputs) as it flows through this chip; returns self."""
+        for c in self._circuits:
+            c.calibrating = True
+            c.dac_range = c.adc_lo = c.adc_hi = None
+        try:
+            self(x)
+        finally:
+            for c in self._circuits:
+                c.calibrating = False
+        return self
 
     def _schedule(self) -> None:
         """The nodes the output needs (a weighted op needs the values its rows read, not the
@@ -156,6 +200,8 @@ class CrossbarSimulator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: a batch shaped like the model's input -> the model's output, in x's dtype."""
         dtype = x.dtype if x.is_floating_point() else torch.float32
+        if not self.calibrated and not any(c.calibrating for c in self._circuits):
+            self.calibrate(x)  # no calibration batch given: the first batch is one
         root, folded = self.capture.root, self.capture.folded
         env: dict[str, object] = {}
         result = None

@@ -223,8 +223,26 @@ class CrossbarSpec:
     reference column per crossbar: lcols = cols - 1) or 'unsigned' (lcols = cols)."""
     tech: Technology = field(default_factory=Technology)
     """Technology figures for area, routing, energy and latency."""
+    weight_bits: int | None = None
+    """Bits of a weight, sign included (section 2); None = analog weights as trained (one cell
+    per weight, the paper's setting). Set, the weights of each matrix are quantized to
+    2**(weight_bits - 1) - 1 magnitude levels of one scale per matrix."""
+    cell_bits: int | None = None
+    """Bits one cell holds when weights are sliced (needs weight_bits): each weight magnitude is
+    cut into ``slices`` = ceil((weight_bits - 1) / cell_bits) slices, each a copy of the tile
+    grid, shifted and added in the periphery. None = one cell holds the whole magnitude."""
 
     def __post_init__(self) -> None:
+        for name in ("weight_bits", "cell_bits"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32):
+                raise ConfigError(f"CrossbarSpec.{name} must be an int in 1..32 or None, got {v!r}")
+        if self.weight_bits is not None and self.weight_bits < 2:
+            raise ConfigError(f"CrossbarSpec.weight_bits must be >= 2 (a sign bit and at least one "
+                             f"magnitude bit), got {self.weight_bits}")
+        if self.cell_bits is not None and self.weight_bits is None:
+            raise ConfigError("CrossbarSpec.cell_bits slices weights of a fixed precision: set "
+                             "weight_bits too (e.g. weight_bits=8, cell_bits=2)")
         for name in ("rows", "cols"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -246,6 +264,13 @@ class CrossbarSpec:
                 "unsigned": self.cols}[self.encoding]
 
     @property
+    def slices(self) -> int:
+        """Crossbars per tile: ceil((weight_bits - 1) / cell_bits) when weights are sliced, else 1."""
+        if self.weight_bits is None or self.cell_bits is None:
+            return 1
+        return -(-(self.weight_bits - 1) // self.cell_bits)
+
+    @property
     def periphery_area_um2(self) -> float:
         return self.tech.periphery_area_um2(self.rows, self.cols)
 
@@ -255,35 +280,42 @@ class CrossbarSpec:
         return self.rows * self.cols * self.tech.cell_area_um2 + self.periphery_area_um2
 
     def __str__(self) -> str:
-        return f"{self.rows}x{self.cols} {self.encoding}"
+        bits = "" if self.weight_bits is None else (
+            f" {self.weight_bits}-bit weights" + ("" if self.cell_bits is None else
+                                                 f" in {self.slices} x {self.cell_bits}-bit cells"))
+        return f"{self.rows}x{self.cols} {self.encoding}{bits}"
 
     @classmethod
     def parse(cls, text: str, encoding: str = "differential",
-              tech: Technology | None = None) -> "CrossbarSpec":
+              tech: Technology | None = None, weight_bits: int | None = None,
+              cell_bits: int | None = None) -> "CrossbarSpec":
         """``"64x64"``, ``"32x128"`` or ``"128"`` (square) -> CrossbarSpec."""
         m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+))?\s*", str(text))
         if m is None:
             raise ConfigError(f"bad crossbar size {text!r}; expected ROWSxCOLS, e.g. '64x64' or '32x128'")
         rows = int(m.group(1))
         cols = int(m.group(2)) if m.group(2) else rows
-        return cls(rows, cols, encoding, tech if tech is not None else Technology())
+        return cls(rows, cols, encoding, tech if tech is not None else Technology(), weight_bits,
+                   cell_bits)
 
     def to_dict(self) -> dict[str, Any]:
+        bits = {k: getattr(self, k) for k in ("weight_bits", "cell_bits") if getattr(self, k) is not None}
         return {"rows": self.rows, "cols": self.cols, "encoding": self.encoding,
-                "lcols": self.lcols, "tech": self.tech.to_dict()}
+                "lcols": self.lcols, **bits, "tech": self.tech.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CrossbarSpec":
         _check_table("CrossbarSpec", d)
         d = dict(d)
         d.pop("lcols", None)  # derived; written by to_dict for readers
-        _check_keys("CrossbarSpec", d, {"rows", "cols", "encoding", "tech"})
+        _check_keys("CrossbarSpec", d, {"rows", "cols", "encoding", "tech", "weight_bits", "cell_bits"})
         tech = Technology.from_dict(d.pop("tech", {}))
         return cls(**d, tech=tech)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "CrossbarSpec":
-        """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` and a ``tech`` table."""
+        """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` (optionally ``weight_bits``,
+        ``cell_bits``) and a ``tech`` table."""
         return cls.from_dict(_read(path))
 
 

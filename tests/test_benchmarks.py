@@ -113,10 +113,12 @@ def test_config_hash_is_of_the_canonical_json():
 
 def test_results_hold_one_ledger_per_experiment():
     files = {p.name for p in ledger.RESULTS.iterdir()}
-    assert files == {f"{e}.json" for e in ledger.EXPERIMENTS}
+    assert set(ledger.AWAITING) <= set(ledger.EXPERIMENTS)
+    assert files == {f"{e}.json" for e in ledger.EXPERIMENTS if e not in ledger.AWAITING}, (
+        "an experiment that has run has a ledger; remove it from ledger.AWAITING")
 
 
-@pytest.mark.parametrize("experiment", list(ledger.EXPERIMENTS))
+@pytest.mark.parametrize("experiment", [e for e in ledger.EXPERIMENTS if e not in ledger.AWAITING])
 def test_every_row_is_complete_and_hashes_to_its_config(experiment):
     doc = LEDGERS[experiment]
     assert doc["experiment"] == experiment and doc["rows"]

@@ -32,7 +32,7 @@ def assert_clean_error(result, *needles):
 
 def test_help_lists_every_command():
     out = run("--help").output
-    for cmd in ("train", "clip", "prune", "compile", "models", "map", "route", "export"):
+    for cmd in ("train", "clip", "prune", "compile", "models", "map", "route", "export", "evaluate"):
         assert cmd in out
 
 

@@ -107,9 +107,10 @@ class RouteConfig:
     @classmethod
     def for_spec(cls, spec, **overrides) -> RouteConfig:
         """Config from a mapping.spec.CrossbarSpec: gcell size, pitch and layers from its
-        Technology, gcells_per_site = ceil(sqrt(crossbar area) / gcell_um)."""
+        Technology, gcells_per_site = ceil(sqrt(site area) / gcell_um), a site holding one tile:
+        its crossbar, or its ``spec.slices`` crossbars when weights are bit-sliced."""
         tech = spec.tech
-        side_um = math.sqrt(spec.crossbar_area_um2)
+        side_um = math.sqrt(spec.crossbar_area_um2 * spec.slices)
         g = max(1, math.ceil(side_um / tech.gcell_um - 1e-9))
         if g > MAX_GCELLS_PER_SITE and "gcells_per_site" not in overrides:
             raise ConfigError(
