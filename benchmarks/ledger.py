@@ -84,10 +84,7 @@ EXPERIMENTS = {
                        "programming variation 0.05/0.1/0.2, mean and spread over chip seeds, the "
                        "ideal chip beside.",
 }
-AWAITING = {
-    "device_accuracy": "needs the shipped checkpoints lenet:dense and lenet:group-scissor "
-                       "(benchmarks/ship_checkpoints.py); run benchmarks/device_accuracy.py then",
-}
+AWAITING: dict[str, str] = {}
 """Experiments listed before their first run, with what they wait for: no ledger file yet.
 Their first recorded row creates the file; then the entry goes (tests/test_benchmarks.py says so)."""
 REQUIRED = ("name", "model", "config", "config_hash", "metrics", "command", "date", "machine")
