@@ -133,10 +133,15 @@ def test_starved_edges_force_the_shortest_detour(method):
     # both buses run (0, 1) <-> (3, 1); 4 tracks per edge hold one of them: the other must
     # detour through row 0 or 2 (2 extra edges): 3 x 3 + 3 x 5 = 24, no overflow
     pl = hand_placed({"P": (0, 1), "m/A0": (0, 1), "m/T0_0": (3, 1)}, (4, 3))
-    cfg = RouteConfig(method=method, gcells_per_site=1, tracks_per_gcell_edge=4)
+    cfg = RouteConfig(method=method, gcells_per_site=1, tracks_per_gcell_edge=4, lane_wires=3)
     rt = route(two_buses(3), pl, cfg)
     assert (rt.overflow, rt.wirelength, rt.lower_bound) == (0, 24, 18)
     assert rt.max_congestion == pytest.approx(3 / 4)
+    # in lanes of at most 2 wires (the default, half the capacity) the two 2-wire lanes share
+    # the straight run and only the two 1-wire lanes detour: 2 x 2 x 3 + 2 x 1 x 5 = 22
+    rt = route(two_buses(3), pl, replace(cfg, lane_wires=None))
+    assert (rt.overflow, rt.wirelength, len(rt.widths)) == (0, 22, 4)
+    assert sorted(rt.widths.tolist()) == [1, 1, 2, 2] and rt.n_nets == 2
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -144,7 +149,7 @@ def test_starved_edges_without_room_overflow_exactly(method):
     # a single row of gcells: both buses share 3 edges of 4 tracks -> 3 x (6 - 4) over
     pl = hand_placed({"P": (0, 0), "m/A0": (0, 0), "m/T0_0": (3, 0)}, (4, 1))
     rt = route(two_buses(3), pl, RouteConfig(method=method, gcells_per_site=1,
-                                             tracks_per_gcell_edge=4))
+                                             tracks_per_gcell_edge=4, lane_wires=3))
     assert (rt.overflow, rt.wirelength, rt.max_congestion) == (6, 18, 1.5)
     assert overflow_lower_bound(rt) == 6
 

@@ -35,7 +35,7 @@ from mapping.routing.config import MAX_GCELLS_PER_SITE, METHODS, PIN_ACCESS, Rou
 from mapping.routing.cpsat import select_cpsat
 from mapping.routing.grid import Grid, footprints, pin_gcells
 from mapping.routing.negotiation import negotiate
-from mapping.steiner import connections
+from mapping.steiner import Connections, connections
 
 __all__ = [
     "MAX_GCELLS_PER_SITE",
@@ -69,7 +69,9 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     grid = Grid(placement.grid_sites[0] * g, placement.grid_sites[1] * g)
     pin, lo, hi = footprints(arr, placement, g)
     box = (lo, hi) if cfg.pin_access == "footprint" else None
-    con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box)
+    con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box,
+                      cfg.reduction_trees, cfg.tap_limit, cfg.lane_limit)
+    con, chains = _lanes(con, cfg.lane_limit, cfg.net_model == "two-pin")
     long = np.flatnonzero((con.pins[:, 0] != con.pins[:, 1]).any(axis=1))  # length > 0
     pins, width = con.pins[long], con.widths[long]
     cap = np.full(grid.n_edges, cfg.capacity, dtype=np.int64)
@@ -84,5 +86,20 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     usage = grid.usage(edges, con.widths)
     return Routing((grid.gx, grid.gy), con.pins, con.widths, con.layers, edges, usage, cap, cfg,
                    method, status, time.perf_counter() - t0,
-                   None if cfg.net_model == "two-pin" else con.net_connections,
-                   con.signal_bound, int(arr.width.sum()))
+                   chains, con.signal_bound, int(arr.width.sum()))
+
+
+def _lanes(con: Connections, lane: int, two_pin: bool) -> tuple[Connections, list | None]:
+    """Split every connection wider than ``lane`` into near-equal lanes with its pins; a
+    net's chain names the first lane of each of its connections (the lanes of one
+    connection share their pins). Returns the lanes and the chains (None: lane i = net i)."""
+    k = -(-con.widths // lane)  # lanes per connection
+    if (k == 1).all():
+        return con, None if two_pin else con.net_connections
+    first = np.r_[0, np.cumsum(k)[:-1]]
+    owner = np.repeat(np.arange(len(k)), k)
+    j = np.arange(int(k.sum())) - first[owner]  # lane index within its connection
+    w = con.widths[owner] // k[owner] + (j < con.widths[owner] % k[owner])
+    chains = [first[c] for c in con.net_connections]
+    return Connections(con.pins[owner], w.astype(np.int64), [con.layers[o] for o in owner],
+                       chains, con.signal_bound), chains
