@@ -21,8 +21,11 @@ span the whole matrix (dense VGG-16's fc1 at 128x128: 196 row-block trees across
 4. Small units (output units, IN) take free sites one by one (widest first, two passes),
    each the site minimizing the wire of the trees it roots (width x distance to the nearest
    member: a tree's root hangs off its nearest member) plus its two-pin buses; a unit that
-   needs more tracks than ``span_util`` of one site's boundary can give (``site_wires``)
-   spans several free sites of one column (``Placement.spans``), so its pins have room.
+   needs more tracks than ``span_util`` (80 %) of one side of a site holds (a quarter of
+   ``site_wires``) spans several free sites of one column (``Placement.spans``), so that one
+   long side of its footprint holds them (the trees a producer roots mostly leave towards
+   the ends of the rows it feeds). Wide units also pay for sitting within 4 sites of other
+   wide units (their wires would pour out through the same gcells).
 
 Tiles are not moved after that: the grid is already where every tree edge is one site long.
 """
@@ -35,80 +38,112 @@ import numpy as np
 
 from mapping.design import Design
 
+_CLEAR = 4  # sites around a wide unit where another one pays for its wires
+
 
 def array_layout(arr, design: Design, aspect: float, ws: float, k: int,
                  site_wires: int | None = None,
-                 span_util: float = 0.5) -> tuple[np.ndarray, int, int, dict[int, int]]:
+                 span_util: float = 0.8) -> tuple[np.ndarray, int, int, dict[int, int]]:
     """(n, 2) sites, die width, die height, {unit: sites spanned upwards (> 1 only)}."""
     n = len(arr.names)
     mats: dict[str, list[int]] = {}
     for i, u in enumerate(design.units):
         if u.kind == "tile":
             mats.setdefault(u.matrix, []).append(i)
-    blocks = []  # per matrix: (tile ids, a, b, A, B)
-    for tiles in mats.values():
+    fans = _fan_out(design)
+    blocks = []  # per matrix: (tile ids, a, b, A, B, input column?)
+    for m, tiles in mats.items():
         t = np.array(tiles)
         ab = np.array([design.units[i].block for i in tiles], dtype=np.int64)
-        a0, b0 = ab.min(axis=0)
-        a, b = ab[:, 0] - a0, ab[:, 1] - b0
-        blocks.append((t, a, b, int(a.max()) + 1, int(b.max()) + 1))
-    n_small = int(arr.small.sum())
-    h = _die_height(blocks, n_small, aspect, ws, k)
+        a, b = (ab - ab.min(axis=0)).T
+        blocks.append((t, a, b, int(a.max()) + 1, int(b.max()) + 1, fans.get(m, 0) >= 3))
+    n_small = -(-int(arr.small.sum()) // k)
+    need = (sum(len(b[0]) for b in blocks) + n_small) * (1 + ws)
+    square = max(1.0, math.sqrt(need * aspect))
+    best = None
+    for f in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
+        w = max(1, int(square * f))
+        placed, h = _skyline(blocks, w, ws)
+        ratio = (w / h) / aspect
+        score = w * h * max(ratio, 1 / ratio) ** 0.5
+        if best is None or score < best[0]:
+            best = (score, w, h, placed)
+    _, w, h, placed = best
     pos = np.full((n, 2), -1, dtype=np.int64)
-    cols = []  # die columns: (x0, width)
-    x0, y0, width = 0, 0, 0
-    for t, a, b, na, nb in blocks:
-        strips = -(-na // h)
-        hs = -(-na // strips)
-        bw, bh = strips * nb + 1, hs  # + the output column
-        if y0 > 0 and y0 + bh > h:  # next die column
-            cols.append((x0, width))
-            x0, y0, width = x0 + width, 0, 0
-        pos[t, 0] = x0 + (a // hs) * nb + b
-        pos[t, 1] = y0 + a % hs
-        y0 += bh
-        width = max(width, bw)
-    cols.append((x0, width))
-    used = sum(w for _, w in cols) * h
-    extra = math.ceil(ws * used / h) if ws > 0 else 0
-    # spread the extra empty columns between the die columns (after each, in proportion)
-    shift = np.zeros(len(cols), dtype=np.int64)
-    if extra:
-        share = np.diff(np.floor(np.linspace(0, extra, len(cols) + 1)).astype(np.int64))
-        shift = np.cumsum(share) - share
-    tiles = ~arr.small
-    starts = np.array([c[0] for c in cols])
-    which = np.searchsorted(starts, pos[tiles, 0], side="right") - 1
-    pos[tiles, 0] += shift[which]
-    w = sum(c[1] for c in cols) + extra
-    w = max(w, 1)
+    for (t, a, b, na, nb, inp), (x0, y0, rot, strips) in zip(blocks, placed, strict=True):
+        hs = -(-na // strips)  # row blocks per strip
+        along = (a // hs) * (nb + inp) + inp + b  # along the rows (strips side by side)
+        across = a % hs
+        pos[t, 0] = x0 + (across if rot else along)
+        pos[t, 1] = y0 + (along if rot else across)
     spans = _place_small(arr, design, pos, w, h, k, site_wires, span_util)
     return pos, w, h, spans
 
 
-def _die_height(blocks, n_small: int, aspect: float, ws: float, k: int) -> int:
-    """Die height (sites) minimizing the packed area, the die kept near ``aspect``."""
-    tiles = sum(len(t) for t, *_ in blocks)
-    need = (tiles + -(-n_small // k)) * (1 + ws)
-    square = max(1, round(math.sqrt(need / aspect)))
-    best = None
-    for h in sorted({max(1, int(square * f)) for f in (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25,
-                                                        1.4, 1.6, 1.8, 2.0)}):
-        x, y0, width = 0, 0, 0
-        for _, _, _, na, nb in blocks:
-            strips = -(-na // h)
-            hs = -(-na // strips)
-            bw = strips * nb + 1
-            if y0 > 0 and y0 + hs > h:
-                x, y0, width = x + width, 0, 0
-            y0 += hs
-            width = max(width, bw)
-        w = (x + width) * (1 + ws)
-        ratio = (w / h) / aspect
-        score = w * h * max(ratio, 1 / ratio) ** 0.5
-        if best is None or score < best[0]:
-            best = (score, h)
-    return best[1]
+def _fan_out(design: Design) -> dict[str, int]:
+    """Matrix -> the most row blocks one producer feeds (its broadcast trees)."""
+    block = {u.name: u.block for u in design.units}
+    fed: dict[tuple[str, str], set] = {}
+    for n in design.nets:
+        if n.kind == "input":
+            fed.setdefault((n.matrix, n.src), set()).add(block[n.dst][0])
+    out: dict[str, int] = {}
+    for (m, _), rows in fed.items():
+        out[m] = max(out.get(m, 0), len(rows))
+    return out
+
+
+def _shapes(na: int, nb: int, w: int, inp: bool = False) -> list[tuple[int, int, bool, int]]:
+    """(width, height, rotated, strips) a block can take on a die w sites wide: its grid with
+    ceil(B / rows) columns beside it for the output units (rotated: rows above it) and, when
+    ``inp``, an empty column on the left of every strip for the producers feeding its rows,
+    whole or folded into 2 or 3 side-by-side strips of consecutive row blocks."""
+    out = []
+    for strips in range(1, min(3, na) + 1):
+        hs = -(-na // strips)
+        r = -(-nb // hs)  # columns (rows) the output units need beside (above) the grid
+        along = strips * (nb + inp) + r
+        out += [(along, hs, False, strips)] + ([(hs, along, True, strips)] if ROTATE else [])
+    return [s for s in out if s[0] <= w] or [min(out, key=lambda s: s[0])]
+
+
+ROTATE = False
+TGT = 0
+FOLD = 16
+
+
+def _skyline(blocks, w: int, ws: float) -> tuple[list[tuple[int, int, bool, int]], int]:
+    """Skyline packing of the blocks in dataflow order on a die w sites wide. Each block
+    takes the shape and position that keeps the die lowest (not above the height the area
+    needs), then nearest the previous block (dataflow neighbours stay neighbours), then
+    unfolded. A fraction ws of every block's width is left empty beside it (whitespace).
+    Returns per block (x, y, rotated, strips) and the die height."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    area = sum(max(min(s[0], w) * s[1] for s in _shapes(na, nb, w, inp)[:1]) * (1 + ws)
+               for *_, na, nb, inp in blocks)
+    target = math.ceil(area / w)  # the height the blocks need at best
+    sky = np.zeros(w, dtype=np.int64)
+    out, prev, carry = [], 0, 0.0
+    for _, _, _, na, nb, inp in blocks:
+        best = None
+        for bw, bh, rot, strips in _shapes(na, nb, w, inp):
+            gap = min(w - bw, int(carry + ws * bw))  # whitespace, fractions carried on
+            span = min(w, bw + gap)
+            base = sliding_window_view(sky, span).max(axis=1)  # (w - span + 1,) floor per x
+            top = base + bh
+            x = np.arange(len(base))
+            score = (np.maximum(top, TGT * target) * (16 * w) + 2 * np.abs(x - prev) + top
+                     + (strips - 1) * FOLD * w)
+            j = int(np.argmin(score))
+            if best is None or score[j] < best[0]:
+                best = (score[j], int(x[j]), int(base[j]), bw, bh, rot, strips, span)
+        _, x, y, bw, bh, rot, strips, span = best
+        sky[x:x + span] = y + bh
+        carry = max(0.0, carry + ws * bw - (span - bw))
+        out.append((x, y, rot, strips))
+        prev = x + bw
+    return out, int(sky.max())
 
 
 def _groups(design: Design, index: dict[str, int]) -> tuple[dict, list]:
@@ -154,7 +189,8 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
     if site_wires:
         for u, d in demand.items():
             s = 1
-            while d > span_util * site_wires * (1 + s) / 2 and s < 8:  # boundary of a 1 x s strip
+            # its trees mostly leave on one side: the long side of s sites must hold them
+            while d > span_util * s * site_wires / 4 and s < 8:
                 s += 1
             span[u] = s
     occ = np.zeros((w, h), dtype=np.int64)  # small units per site
@@ -169,17 +205,31 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
         pos[u] = np.median(pts, axis=0).round() if len(pts) else (0, 0)
     order = sorted(demand, key=lambda u: (-demand[u], u))
     spans: dict[int, int] = {}
+    # congestion: wires of the wide units (> a quarter of a site's boundary) around each site;
+    # a unit pays for sitting where other wide units already pour out their wires
+    wide = site_wires / 4 if site_wires else np.inf
+    crowd = np.zeros((w, h))
+
+    def mark(u: int, sign: int) -> None:
+        if demand[u] > wide:
+            x, y = pos[u]
+            crowd[max(0, x - _CLEAR):x + _CLEAR + 1,
+                  max(0, y - _CLEAR):y + span[u] + _CLEAR] += sign * demand[u]
+
     for sweep in range(2):
         for u in order:
             if sweep:  # take it off to re-place it
                 x, y = pos[u]
                 occ[x, y] -= 1
+                mark(u, -1)
                 if span[u] > 1:
                     blocked[x, y + 1:y + span[u]] = False
+            penalty = (crowd * (demand[u] * _CLEAR / site_wires)) if demand[u] > wide else None
             x, y = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k,
-                              span[u], w, h)
+                              span[u], w, h, penalty)
             pos[u] = (x, y)
             occ[x, y] += 1
+            mark(u, +1)
             if span[u] > 1:
                 blocked[x, y + 1:y + span[u]] = True
                 spans[u] = span[u]
@@ -187,8 +237,10 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
 
 
 def _best_site(u: int, pos: np.ndarray, occ: np.ndarray, blocked: np.ndarray, trees: list,
-               partners: list, k: int, s: int, w: int, h: int) -> tuple[int, int]:
-    """Free site (room for s sites upwards when s > 1) of least cost for unit u."""
+               partners: list, k: int, s: int, w: int, h: int,
+               penalty: np.ndarray | None = None) -> tuple[int, int]:
+    """Free site (room for s sites upwards when s > 1) of least cost for unit u (plus
+    ``penalty`` (w, h) of the site, if given)."""
     free = ~blocked & (occ < (1 if s > 1 else k))
     if s > 1:  # the s - 1 sites above must be empty too
         ok = free.copy()
@@ -219,5 +271,7 @@ def _best_site(u: int, pos: np.ndarray, occ: np.ndarray, blocked: np.ndarray, tr
         cost += wd * d.min(axis=1)
     for p, wd in partners:
         cost += wd * (np.abs(fx - pos[p, 0]) + np.abs(cy - pos[p, 1]))
+    if penalty is not None:
+        cost += penalty[fx, fy]
     j = int(np.argmin(cost + 1e-6 * (fx * h + fy)))  # ties: lowest site
     return int(fx[j]), int(fy[j])

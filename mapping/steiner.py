@@ -127,7 +127,7 @@ def connections(design: Design, pin: np.ndarray, src: np.ndarray, dst: np.ndarra
             continue
         key = group_of[i]
         u = np.r_[roots[key], leaves[key]]  # (k + 1,) units, root first
-        parent, order, sub = _tree(pin[u], masks[key])
+        parent, order, sub = _tree(pin[u], masks[key], None if key[0] == "in" else int(u[0]))
         v = order[1:]  # edge parent[v] -> v, parents before children
         down = key[0] == "in"  # broadcast: signals flow root -> leaves; reduction: leaves -> root
         copy_of = _lane_of(sub[0], lane)  # (R,) copy carrying each signal
@@ -222,17 +222,23 @@ def _nearest(lo_a, hi_a, lo_b, hi_b, ref) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _tree(p: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tree(p: np.ndarray, rows: np.ndarray,
+          seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tree over points p (k + 1, 2) rooted at p[0] joining the signals rows (k, R) of the
     members p[1:] to it: (parent, BFS order, signals at or below each node (k + 1, R)). The
     rectilinear minimum spanning tree, or the star from the root when the star needs less
     wire (width x length) because the members carry different signals. Coincident points are
-    joined by zero-length edges."""
+    joined by zero-length edges. With ``seed``, equally long spanning trees are chosen among
+    at random (seeded) rather than by index: the reduction trees of a folded tile grid then
+    hop between its strips at rows spread over the strip, not all at its first row."""
     star = np.r_[-1, np.zeros(len(p) - 1, dtype=np.int64)]
     sub = np.r_[rows.any(axis=0, keepdims=True), rows]
     if len(p) <= 2:
         return star, np.arange(len(p)), sub
     d = np.abs(p[:, None, :] - p[None, :, :]).sum(axis=2) + 1.0  # +1: every pair an edge
+    if seed is not None:  # ties broken at random: lengths are whole, 1e-3 never outweighs one
+        j = np.random.default_rng(seed).random(d.shape) * 1e-3
+        d += j + j.T
     np.fill_diagonal(d, 0.0)
     order, parent = breadth_first_order(minimum_spanning_tree(d), 0, directed=False,
                                         return_predecessors=True)

@@ -19,7 +19,9 @@ two-pin buses or multi-pin trees of connections (net_model, mapping.steiner). Ev
   width x length + overflow_penalty x overflow, warm-started with the negotiated routes.
 
 Files: config.py (RouteConfig, Routing), grid.py (Grid, footprints, pattern routes),
-negotiation.py (negotiate), cpsat.py (select_cpsat); ``route`` below drives them.
+negotiation.py (negotiate), cpsat.py (select_cpsat); ``route`` below drives them;
+routable.py (``route_routable``: place and route, growing whitespace until zero overflow,
+the routable die area; trees on arrays for big designs).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mapping.routing.config import MAX_GCELLS_PER_SITE, METHODS, PIN_ACCESS, Rou
 from mapping.routing.cpsat import select_cpsat
 from mapping.routing.grid import Grid, footprints, pin_gcells
 from mapping.routing.negotiation import negotiate
+from mapping.routing.routable import Routable, route_routable, wants_trees
 from mapping.steiner import Connections, connections
 
 __all__ = [
@@ -43,12 +46,15 @@ __all__ = [
     "PIN_ACCESS",
     "Grid",
     "RouteConfig",
+    "Routable",
     "Routing",
     "footprints",
     "negotiate",
     "pin_gcells",
     "route",
+    "route_routable",
     "select_cpsat",
+    "wants_trees",
 ]
 
 

@@ -49,7 +49,9 @@ class RouteConfig:
     tap_wires: int | None = None
     """Most wires of tree connections tapped at one gcell of a unit's footprint: a tree whose
     tap would exceed it taps the nearest gcell with room (spreads the trees of a wide unit over
-    its footprint). None = twice the track capacity (half of what a gcell's four edges hold)."""
+    its footprint). None = the track capacity with reduction_trees (what one edge of the gcell
+    holds: a wide producer's lanes all head the same way), else twice the capacity (which
+    keeps the published LeNet/ConvNet routes)."""
     method: str = "auto"
     """'negotiated' (any size), 'cpsat' (candidate routes chosen by OR-Tools CP-SAT) or 'auto'
     (cpsat up to ``cpsat_max_nets`` nets, else negotiated)."""
@@ -129,8 +131,10 @@ class RouteConfig:
 
     @property
     def tap_limit(self) -> int:
-        """Most tree wires tapped at one gcell actually used (tap_wires, or 2 x capacity)."""
-        return self.tap_wires if self.tap_wires is not None else 2 * self.capacity
+        """Most tree wires tapped at one gcell actually used (see tap_wires)."""
+        if self.tap_wires is not None:
+            return self.tap_wires
+        return self.capacity if self.reduction_trees else 2 * self.capacity
 
     @classmethod
     def for_spec(cls, spec, **overrides) -> RouteConfig:
