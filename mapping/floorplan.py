@@ -5,27 +5,31 @@ its tiles sit as their tile grid: tile (a, b) at column b, row a, so that the br
 row block a is a horizontal chain and the reduction tree of column block b a vertical one,
 each edge one site long. The placement cost of section 5 (two-pin buses, Manhattan) pulls the
 tiles of a column block around their output unit instead, which makes every broadcast tree
-span the whole matrix (dense VGG-16's fc1 at 128x128: 196 row-block trees across 64 blobs).
+span the whole matrix (dense VGG-16's fc1 at 128x128: 196 row-block trees across 64 blobs,
+28.6 M tracks of overflow even with reduction trees).
 
 ``array_layout``:
 
-1. Every matrix is a block: its tile grid, rows from the bottom, columns from the left, and
-   one column on its right for the output units. A grid taller than the die height H is
-   folded into ceil(A / H) strips of consecutive row blocks, side by side (a column block's
-   reduction tree then hops from strip to strip).
-2. Blocks in dataflow order are stacked bottom to top in die columns of height H; a block
-   that does not fit starts the next die column to the right. H is chosen (among a few
-   candidates around the square die) to minimize the die's area for the aspect asked.
-3. Whitespace: ``whitespace_frac`` of the sites the blocks occupy is added as empty columns
-   spread between the die columns (and inside a die column's spare height).
+1. Every matrix is a block: its tile grid (rows from the bottom, columns from the left),
+   ceil(B / A) columns on its right for its output units, and, when one producer feeds 3 or
+   more of its row blocks, an empty column on its left for the producers (the roots of its
+   row trees). A block may be folded into 2 or 3 side-by-side strips of consecutive row
+   blocks (each with its producer column; a column block's reduction tree then hops from
+   strip to strip, at rows spread by mapping.steiner).
+2. Blocks in dataflow order are packed bottom-left on a skyline (a die of width W): each
+   takes the shape and position of lowest top, then nearest the previous block, folding
+   only when that lowers its top. W is chosen among a few around the square die to minimize
+   the area (kept near ``site_grid_aspect``).
+3. Whitespace: ``whitespace_frac`` of every block's width is left empty on its right
+   (fractions carried from block to block).
 4. Small units (output units, IN) take free sites one by one (widest first, two passes),
    each the site minimizing the wire of the trees it roots (width x distance to the nearest
-   member: a tree's root hangs off its nearest member) plus its two-pin buses; a unit that
-   needs more tracks than ``span_util`` (80 %) of one side of a site holds (a quarter of
-   ``site_wires``) spans several free sites of one column (``Placement.spans``), so that one
-   long side of its footprint holds them (the trees a producer roots mostly leave towards
-   the ends of the rows it feeds). Wide units also pay for sitting within 4 sites of other
-   wide units (their wires would pour out through the same gcells).
+   member: a tree's root hangs off its nearest member) plus its two-pin buses. With
+   ``site_wires`` (the tracks of a site's boundary), a unit needing more than ``span_util``
+   (80 %) of one side of a site spans several free sites of one column (``Placement.spans``)
+   so that one long side of its footprint holds them (the trees a producer roots leave
+   towards the ends of its rows), and wide units (over a quarter of a site's boundary) pay
+   for sitting within 4 sites of one another: congestion-aware, where it pays.
 
 Tiles are not moved after that: the grid is already where every tree edge is one site long.
 """
@@ -70,12 +74,10 @@ def array_layout(arr, design: Design, aspect: float, ws: float, k: int,
             best = (score, w, h, placed)
     _, w, h, placed = best
     pos = np.full((n, 2), -1, dtype=np.int64)
-    for (t, a, b, na, nb, inp), (x0, y0, rot, strips) in zip(blocks, placed, strict=True):
+    for (t, a, b, na, nb, inp), (x0, y0, strips) in zip(blocks, placed, strict=True):
         hs = -(-na // strips)  # row blocks per strip
-        along = (a // hs) * (nb + inp) + inp + b  # along the rows (strips side by side)
-        across = a % hs
-        pos[t, 0] = x0 + (across if rot else along)
-        pos[t, 1] = y0 + (along if rot else across)
+        pos[t, 0] = x0 + (a // hs) * (nb + inp) + inp + b  # strips side by side
+        pos[t, 1] = y0 + a % hs
     spans = _place_small(arr, design, pos, w, h, k, site_wires, span_util)
     return pos, w, h, spans
 
@@ -93,55 +95,42 @@ def _fan_out(design: Design) -> dict[str, int]:
     return out
 
 
-def _shapes(na: int, nb: int, w: int, inp: bool = False) -> list[tuple[int, int, bool, int]]:
-    """(width, height, rotated, strips) a block can take on a die w sites wide: its grid with
-    ceil(B / rows) columns beside it for the output units (rotated: rows above it) and, when
-    ``inp``, an empty column on the left of every strip for the producers feeding its rows,
-    whole or folded into 2 or 3 side-by-side strips of consecutive row blocks."""
+def _shapes(na: int, nb: int, w: int, inp: bool = False) -> list[tuple[int, int, int]]:
+    """(width, height, strips) a block of A x B tiles can take on a die w sites wide: whole
+    or folded into 2 or 3 strips (see array_layout); those that fit, else the narrowest."""
     out = []
     for strips in range(1, min(3, na) + 1):
         hs = -(-na // strips)
-        r = -(-nb // hs)  # columns (rows) the output units need beside (above) the grid
-        along = strips * (nb + inp) + r
-        out += [(along, hs, False, strips)] + ([(hs, along, True, strips)] if ROTATE else [])
-    return [s for s in out if s[0] <= w] or [min(out, key=lambda s: s[0])]
+        r = -(-nb // hs)  # columns the output units need beside the grid
+        out.append((strips * (nb + inp) + r, hs, strips))
+    return [s for s in out if s[0] <= w] or [min(out)]
 
 
-ROTATE = False
-TGT = 0
-FOLD = 16
-
-
-def _skyline(blocks, w: int, ws: float) -> tuple[list[tuple[int, int, bool, int]], int]:
-    """Skyline packing of the blocks in dataflow order on a die w sites wide. Each block
-    takes the shape and position that keeps the die lowest (not above the height the area
-    needs), then nearest the previous block (dataflow neighbours stay neighbours), then
-    unfolded. A fraction ws of every block's width is left empty beside it (whitespace).
-    Returns per block (x, y, rotated, strips) and the die height."""
+def _skyline(blocks, w: int, ws: float) -> tuple[list[tuple[int, int, int]], int]:
+    """Bottom-left skyline packing of the blocks in dataflow order on a die w sites wide
+    (see array_layout). Returns per block (x, y, strips) and the die height."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    area = sum(max(min(s[0], w) * s[1] for s in _shapes(na, nb, w, inp)[:1]) * (1 + ws)
-               for *_, na, nb, inp in blocks)
-    target = math.ceil(area / w)  # the height the blocks need at best
     sky = np.zeros(w, dtype=np.int64)
     out, prev, carry = [], 0, 0.0
-    for _, _, _, na, nb, inp in blocks:
+    for *_, na, nb, inp in blocks:
         best = None
-        for bw, bh, rot, strips in _shapes(na, nb, w, inp):
+        for bw, bh, strips in _shapes(na, nb, w, inp):
             gap = min(w - bw, int(carry + ws * bw))  # whitespace, fractions carried on
             span = min(w, bw + gap)
             base = sliding_window_view(sky, span).max(axis=1)  # (w - span + 1,) floor per x
             top = base + bh
             x = np.arange(len(base))
-            score = (np.maximum(top, TGT * target) * (16 * w) + 2 * np.abs(x - prev) + top
-                     + (strips - 1) * FOLD * w)
+            # lowest top first (16 w per site of height), then near the previous block; a
+            # fold must lower the top by a site per extra strip
+            score = top * (16 * w) + 2 * np.abs(x - prev) + (strips - 1) * 16 * w
             j = int(np.argmin(score))
             if best is None or score[j] < best[0]:
-                best = (score[j], int(x[j]), int(base[j]), bw, bh, rot, strips, span)
-        _, x, y, bw, bh, rot, strips, span = best
+                best = (score[j], int(x[j]), int(base[j]), bw, bh, strips, span)
+        _, x, y, bw, bh, strips, span = best
         sky[x:x + span] = y + bh
         carry = max(0.0, carry + ws * bw - (span - bw))
-        out.append((x, y, rot, strips))
+        out.append((x, y, strips))
         prev = x + bw
     return out, int(sky.max())
 
@@ -172,8 +161,9 @@ def _groups(design: Design, index: dict[str, int]) -> tuple[dict, list]:
 
 def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
                  site_wires: int | None, span_util: float) -> dict[int, int]:
-    """Put every small unit on the free site (or slot) of least tree-aware cost; see the
-    module docstring. Returns the spans."""
+    """Put every small unit on a free site (or slot) of least tree-aware cost, the wide ones
+    first (they also pay for crowding each other), two sweeps; see the module docstring.
+    Returns the spans."""
     index = {name: i for i, name in enumerate(arr.names)}
     by_root, pairs = _groups(design, index)
     small = np.flatnonzero(arr.small)
@@ -197,7 +187,7 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
     blocked = np.zeros((w, h), dtype=bool)  # holds a tile or part of a spanned unit
     tiles = ~arr.small
     blocked[pos[tiles, 0], pos[tiles, 1]] = True
-    # provisional spot of every small unit: the centroid of what it connects to
+    # provisional spot of every small unit: the median of what it connects to
     for u in small.tolist():
         m = [mm for mm, _ in by_root.get(u, [])]
         pts = pos[np.concatenate(m)] if m else np.zeros((0, 2), dtype=np.int64)
@@ -206,25 +196,25 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
     order = sorted(demand, key=lambda u: (-demand[u], u))
     spans: dict[int, int] = {}
     # congestion: wires of the wide units (> a quarter of a site's boundary) around each site;
-    # a unit pays for sitting where other wide units already pour out their wires
-    wide = site_wires / 4 if site_wires else np.inf
+    # a wide unit pays for sitting where other wide units already pour out their wires
+    wide_wires = site_wires / 4 if site_wires else np.inf
+    wide = [u for u in order if demand[u] > wide_wires]
+    rest = [u for u in order if demand[u] <= wide_wires]
     crowd = np.zeros((w, h))
 
     def mark(u: int, sign: int) -> None:
-        if demand[u] > wide:
-            x, y = pos[u]
-            crowd[max(0, x - _CLEAR):x + _CLEAR + 1,
-                  max(0, y - _CLEAR):y + span[u] + _CLEAR] += sign * demand[u]
+        x, y = pos[u]
+        crowd[max(0, x - _CLEAR):x + _CLEAR + 1,
+              max(0, y - _CLEAR):y + span[u] + _CLEAR] += sign * demand[u]
 
     for sweep in range(2):
-        for u in order:
+        for u in wide:
             if sweep:  # take it off to re-place it
                 x, y = pos[u]
                 occ[x, y] -= 1
                 mark(u, -1)
-                if span[u] > 1:
-                    blocked[x, y + 1:y + span[u]] = False
-            penalty = (crowd * (demand[u] * _CLEAR / site_wires)) if demand[u] > wide else None
+                blocked[x, y + 1:y + span[u]] = False
+            penalty = crowd * (demand[u] * _CLEAR / site_wires)
             x, y = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k,
                               span[u], w, h, penalty)
             pos[u] = (x, y)
@@ -233,6 +223,12 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
             if span[u] > 1:
                 blocked[x, y + 1:y + span[u]] = True
                 spans[u] = span[u]
+        for u in rest:  # one by one, the widest first (each sees where the others went)
+            if sweep:
+                occ[pos[u, 0], pos[u, 1]] -= 1
+            x, y = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k, 1, w, h)
+            pos[u] = (x, y)
+            occ[x, y] += 1
     return spans
 
 
@@ -248,17 +244,36 @@ def _best_site(u: int, pos: np.ndarray, occ: np.ndarray, blocked: np.ndarray, tr
             up = np.zeros_like(free)
             up[:, :h - j] = ~blocked[:, j:] & (occ[:, j:] == 0)
             ok &= up
-        free = ok
-    fx, fy = np.nonzero(free)
-    if len(fx) == 0:  # no room for the span: any free site
-        fx, fy = np.nonzero(~blocked & (occ < k))
+        if ok.any():
+            free = ok
+    if not free.any():  # nothing left: any site without a tile
+        free = ~blocked
+    fx, fy, cost = _site_costs(u, pos, free, trees, partners, s, w, h)
+    if penalty is not None:
+        cost = cost + penalty[fx, fy]
+    j = int(np.argmin(cost + 1e-6 * (fx * h + fy)))  # ties: lowest site
+    return int(fx[j]), int(fy[j])
+
+
+def _site_costs(u: int, pos: np.ndarray, free: np.ndarray, trees: list, partners: list,
+                s: int, w: int, h: int, want: int = 16) -> tuple[np.ndarray, ...]:
+    """Free sites near what unit u connects to (its members' box grown until it holds
+    ``want`` free sites, at most 2048 nearest its centre) and their cost: per tree width x
+    distance to its nearest member, per partner width x distance (a unit spanning s sites
+    counted from its centre)."""
     members = [pos[m] for m, _ in trees]
     ref = np.concatenate(members + [pos[[p for p, _ in partners]]]) if (members or partners) \
         else pos[[u]]
-    lo, hi = ref.min(axis=0) - 3, ref.max(axis=0) + 3
-    inside = (fx >= lo[0]) & (fx <= hi[0]) & (fy >= lo[1]) & (fy <= hi[1])
-    if inside.sum() >= 16:
-        fx, fy = fx[inside], fy[inside]
+    lo, hi = ref.min(axis=0), ref.max(axis=0)
+    margin = 3
+    while True:
+        x0, y0 = np.maximum(lo - margin, 0)
+        x1, y1 = np.minimum(hi + margin, (w - 1, h - 1))
+        fx, fy = np.nonzero(free[x0:x1 + 1, y0:y1 + 1])
+        if len(fx) >= want or (x0 == 0 and y0 == 0 and x1 == w - 1 and y1 == h - 1):
+            break
+        margin *= 2
+    fx, fy = fx + x0, fy + y0
     if len(fx) > 2048:  # nearest to the centre of what it connects to
         c = np.median(ref, axis=0)
         near = np.argpartition(np.abs(fx - c[0]) + np.abs(fy - c[1]), 2048)[:2048]
@@ -271,7 +286,4 @@ def _best_site(u: int, pos: np.ndarray, occ: np.ndarray, blocked: np.ndarray, tr
         cost += wd * d.min(axis=1)
     for p, wd in partners:
         cost += wd * (np.abs(fx - pos[p, 0]) + np.abs(cy - pos[p, 1]))
-    if penalty is not None:
-        cost += penalty[fx, fy]
-    j = int(np.argmin(cost + 1e-6 * (fx * h + fy)))  # ties: lowest site
-    return int(fx[j]), int(fy[j])
+    return fx, fy, cost
