@@ -17,6 +17,8 @@ two-pin buses or multi-pin trees of connections (net_model, mapping.steiner). Ev
 - cpsat (small/medium designs): candidate routes per net (two L's, Z's, the negotiated route
   and a maze detour), one chosen per net by OR-Tools CP-SAT minimizing
   width x length + overflow_penalty x overflow, warm-started with the negotiated routes.
+  Bigger designs that negotiation leaves with overflow get the same selection for the
+  connections crossing overflowed edges, the others fixed (repair_cpsat).
 
 Files: config.py (RouteConfig, Routing), grid.py (Grid, footprints, pattern routes),
 negotiation.py (negotiate), cpsat.py (select_cpsat); ``route`` below drives them;
@@ -34,7 +36,7 @@ from common.errors import ConfigError
 from mapping.design import Design
 from mapping.placement import Placement, net_arrays
 from mapping.routing.config import MAX_GCELLS_PER_SITE, METHODS, PIN_ACCESS, RouteConfig, Routing
-from mapping.routing.cpsat import select_cpsat
+from mapping.routing.cpsat import repair_cpsat, select_cpsat
 from mapping.routing.grid import Grid, footprints, pin_gcells
 from mapping.routing.negotiation import negotiate
 from mapping.routing.routable import Routable, route_routable, wants_trees
@@ -86,6 +88,9 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     if cfg.method == "cpsat" or (cfg.method == "auto" and len(width) <= cfg.cpsat_max_nets):
         routed, status = select_cpsat(grid, pins, width, cap, routed, cfg)
         method = "cpsat"
+    elif (grid.usage(routed, width) > cap).any():  # congested windows left: CP-SAT repair
+        routed, how = repair_cpsat(grid, pins, width, cap, routed, cfg)
+        status += f", CP-SAT repair {how}"
     edges = [np.zeros(0, dtype=np.int64)] * len(con.widths)
     for j, e in zip(long.tolist(), routed, strict=True):
         edges[j] = e
