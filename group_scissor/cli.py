@@ -158,7 +158,7 @@ def route(cfg, checkpoint: Checkpoint = None, design: Design = None,
                f"routing area {rep['routing_area_um2']:.4g} um2 {share}; "
                f"congestion max {rep['max_congestion']:.2f}, overflow {rep['overflow']} tracks; "
                f"die {rep['routable']['die_area_um2']:.4g} um2 for "
-               f"{rep['routable']['crossbar_area_um2']:.4g} um2 of crossbars"
+               f"{rep['routable']['crossbar_area_um2']:.4g} um2 of crossbars (their sites)"
                f"{'' if rep['routable']['routable'] else ' (NOT routable at this capacity)'} "
                f"-> {out}/routing.json")
 

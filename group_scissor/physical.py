@@ -111,21 +111,20 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     # the design and its baseline are laid down the same way (trees or not), decided on the
     # baseline (the bigger), so that routing_area_ratio compares like with like
     trees = wants_trees(dense if dense is not None else d, route_cfg)
-    res = route_routable(d, place_cfg, route_cfg, trees=trees)
+    site = spec_of(net).crossbar_area_um2  # a site: one crossbar with its periphery
+    res = route_routable(d, place_cfg, route_cfg, trees=trees, site_area_um2=site)
     pl, rt = res.placement, res.routing
     if dense is None:  # a design made elsewhere, without its baseline: no ratio to report
         pld = rtd = resd = None
     elif _same(d, dense):  # same input and settings, same result: do it once
         pld, rtd, resd = pl, rt, res
     else:
-        resd = route_routable(dense, place_cfg, route_cfg, trees=trees)
+        resd = route_routable(dense, place_cfg, route_cfg, trees=trees, site_area_um2=site)
         pld, rtd = resd.placement, resd.routing
     rep = report(rt, dense=rtd).to_dict()
-    xbar = spec_of(net).crossbar_area_um2
-    rep["routable"] = res.to_dict(xbar * sum(u.kind == "tile" for u in d.units))
+    rep["routable"] = res.to_dict()
     if resd is not None:
-        rep["routable"]["dense"] = resd.to_dict(xbar * sum(u.kind == "tile"
-                                                           for u in dense.units))
+        rep["routable"]["dense"] = resd.to_dict()
     rep["place"] = {"method": pl.method, "status": pl.status, "cost": pl.cost,
                     "grid_sites": list(pl.grid_sites),
                     "dense_cost": None if pld is None else pld.cost}

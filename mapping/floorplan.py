@@ -64,9 +64,10 @@ def array_layout(arr, design: Design, aspect: float, ws: float, k: int,
     n_small = -(-int(arr.small.sum()) // k)
     need = (sum(len(b[0]) for b in blocks) + n_small) * (1 + ws)
     square = max(1.0, math.sqrt(need * aspect))
+    narrowest = max(min(_shapes(na, nb, 10**9, inp))[0] for *_, na, nb, inp in blocks)
     best = None
     for f in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
-        w = max(1, int(square * f))
+        w = max(narrowest, int(square * f))  # every block must fit (folded if need be)
         placed, h = _skyline(blocks, w, ws)
         ratio = (w / h) / aspect
         score = w * h * max(ratio, 1 / ratio) ** 0.5
@@ -180,8 +181,10 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
         for u, d in demand.items():
             s = 1
             # its trees mostly leave on one side: the long side of s sites must hold them
-            while d > span_util * s * site_wires / 4 and s < 8:
+            while d > span_util * s * site_wires / 4 and s < max(1, h // 2):
                 s += 1
+            if s > 1:  # as tall as the rows it feeds, so that each tree leaves sideways
+                s = max(s, min(len(by_root.get(u, [])) - 1, h // 2))
             span[u] = s
     occ = np.zeros((w, h), dtype=np.int64)  # small units per site
     blocked = np.zeros((w, h), dtype=bool)  # holds a tile or part of a spanned unit

@@ -5,11 +5,13 @@
 
 ``route_routable`` places and routes; while the routing overflows it grows the placement's
 whitespace (5 % -> 15 % -> 30 % -> 60 % -> 100 % of the sites the units need) and tries again.
-The die the first zero-overflow routing takes (site grid x site pitch^2, the site pitch being
-gcells_per_site x gcell_um) is the design's **routable area**, reported beside its crossbar
-area. A design that still overflows at 100 % whitespace is reported as such (``routable``
-False): its overflow is then not a matter of room but of wires no placement of these
-footprints can take out of a unit.
+The die the first zero-overflow routing takes (the site grid x the area of one site: a
+crossbar with its periphery, ``site_area_um2``; without it the routed grid's site,
+(gcells_per_site x gcell_um)^2, which rounds the side up to whole gcells) is the design's
+**routable area**, reported beside its crossbar area (tiles x the same site area). A design
+that still overflows at 100 % whitespace is reported as such (``routable`` False): its
+overflow is then not a matter of room but of wires no placement of these footprints can take
+out of a unit.
 
 ``trees`` chooses how the design is laid down:
 
@@ -59,10 +61,14 @@ class Routable:
     routing: Routing
     trees: bool
     """Laid down as reduction + broadcast trees on arrays (else the configs as given)."""
-    site_pitch_um: float
+    site_area_um2: float
+    """Area of one site (a crossbar with its periphery)."""
+    grid_pitch_um: float
     """gcells_per_site x gcell_um: the side of one site of the routed grid."""
     steps: list[dict] = field(default_factory=list)
     """Per attempt: whitespace_frac, grid_sites, overflow, place_s, route_s."""
+    tiles: int = 0
+    """Crossbar tiles of the design."""
 
     @property
     def routable(self) -> bool:
@@ -70,22 +76,24 @@ class Routable:
 
     @property
     def die_area_um2(self) -> float:
-        """Sites of the die x site pitch^2: the routable area when ``routable``."""
+        """Sites of the die x the area of a site: the routable area when ``routable``."""
         w, h = self.placement.grid_sites
-        return w * h * self.site_pitch_um ** 2
+        return w * h * self.site_area_um2
 
-    def to_dict(self, crossbar_area_um2: float | None = None) -> dict:
-        """Figures for routing.json; ``crossbar_area_um2``: the design's crossbars x their
-        area (mapping.spec), reported beside the die area."""
-        d = {"routable": self.routable, "trees": self.trees,
-             "grid_sites": list(self.placement.grid_sites),
-             "whitespace_frac": self.steps[-1]["whitespace_frac"] if self.steps else None,
-             "site_pitch_um": self.site_pitch_um, "die_area_um2": self.die_area_um2,
-             "steps": self.steps}
-        if crossbar_area_um2 is not None:
-            d["crossbar_area_um2"] = crossbar_area_um2
-            d["die_over_crossbar_area"] = self.die_area_um2 / crossbar_area_um2
-        return d
+    @property
+    def crossbar_area_um2(self) -> float:
+        """Tiles (crossbars) x the area of a site."""
+        return self.tiles * self.site_area_um2
+
+    def to_dict(self) -> dict:
+        """Figures for routing.json: the die (routable area) beside the crossbar area."""
+        w, h = self.placement.grid_sites
+        return {"routable": self.routable, "trees": self.trees, "grid_sites": [w, h],
+                "whitespace_frac": self.steps[-1]["whitespace_frac"] if self.steps else None,
+                "site_area_um2": self.site_area_um2, "die_area_um2": self.die_area_um2,
+                "crossbar_area_um2": self.crossbar_area_um2,
+                "die_over_crossbar_area": self.die_area_um2 / max(self.crossbar_area_um2, 1e-12),
+                "grid_area_um2": w * h * self.grid_pitch_um ** 2, "steps": self.steps}
 
 
 def tree_configs(place_cfg: PlaceConfig, route_cfg: RouteConfig) -> tuple[PlaceConfig,
@@ -98,6 +106,7 @@ def tree_configs(place_cfg: PlaceConfig, route_cfg: RouteConfig) -> tuple[PlaceC
 
 def route_routable(design: Design, place_cfg: PlaceConfig | None = None,
                    route_cfg: RouteConfig | None = None, *, trees: bool | None = None,
+                   site_area_um2: float | None = None,
                    growth: tuple[float, ...] = GROWTH) -> Routable:
     """Place and route ``design``, growing the whitespace while the routing overflows; see
     the module docstring."""
@@ -124,9 +133,6 @@ def route_routable(design: Design, place_cfg: PlaceConfig | None = None,
         if rt.overflow == 0:
             break
     pitch = route_cfg.gcells_per_site * route_cfg.gcell_um
-    return Routable(best[0], best[1], bool(trees), pitch, steps)
-
-
-def crossbar_area(design: Design, crossbar_area_um2: float) -> float:
-    """Tiles of ``design`` x the area of one crossbar with its periphery."""
-    return sum(u.kind == "tile" for u in design.units) * crossbar_area_um2
+    site = site_area_um2 if site_area_um2 is not None else pitch ** 2
+    tiles = sum(u.kind == "tile" for u in design.units)
+    return Routable(best[0], best[1], bool(trees), site, pitch, steps, tiles)
