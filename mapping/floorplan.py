@@ -79,8 +79,39 @@ def array_layout(arr, design: Design, aspect: float, ws: float, k: int,
         hs = -(-na // strips)  # row blocks per strip
         pos[t, 0] = x0 + (a // hs) * (nb + inp) + inp + b  # strips side by side
         pos[t, 1] = y0 + a % hs
-    spans = _place_small(arr, design, pos, w, h, k, site_wires, span_util)
+    index = {name: i for i, name in enumerate(arr.names)}
+    by_root, pairs = _groups(design, index)
+    small = np.flatnonzero(arr.small)
+    demand, span = _demand(small, by_root, pairs, site_wires, span_util, h)
+    # room for every small unit (a spanned one takes whole sites): add rows on top if need be
+    need = -(-sum(span[u] == 1 for u in demand) // k) + sum(s for s in span.values() if s > 1)
+    free = w * h - int((~arr.small).sum())
+    if need > free:
+        h += -(-(need - free) // w)
+    spans = _place_small(arr, pos, w, h, k, by_root, pairs, demand, span, site_wires)
     return pos, w, h, spans
+
+
+def _demand(small: np.ndarray, by_root: dict, pairs: list, site_wires: int | None,
+            span_util: float, h: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Per small unit: the wires of the trees it roots and of its two-pin buses, and the
+    sites it should span (see the module docstring)."""
+    load = {int(u): sum(wd for _, wd in by_root.get(int(u), [])) for u in small}
+    for a, b, wd in pairs:
+        for u in (a, b):
+            if u in load:
+                load[u] += wd
+    span = {u: 1 for u in load}
+    if site_wires:
+        for u, d in load.items():
+            s = 1
+            # its trees mostly leave on one side: the long side of s sites must hold them
+            while d > span_util * s * site_wires / 4 and s < max(1, h // 2):
+                s += 1
+            if s > 1:  # as tall as the rows it feeds, so that each tree leaves sideways
+                s = max(s, min(len(by_root.get(u, [])) - 1, h // 2))
+            span[u] = s
+    return load, span
 
 
 def _fan_out(design: Design) -> dict[str, int]:
@@ -160,13 +191,12 @@ def _groups(design: Design, index: dict[str, int]) -> tuple[dict, list]:
     return by_root, pairs
 
 
-def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
-                 site_wires: int | None, span_util: float) -> dict[int, int]:
+def _place_small(arr, pos: np.ndarray, w: int, h: int, k: int, by_root: dict, pairs: list,
+                 demand: dict[int, int], span: dict[int, int],
+                 site_wires: int | None) -> dict[int, int]:
     """Put every small unit on a free site (or slot) of least tree-aware cost, the wide ones
     first (they also pay for crowding each other), two sweeps; see the module docstring.
-    Returns the spans."""
-    index = {name: i for i, name in enumerate(arr.names)}
-    by_root, pairs = _groups(design, index)
+    Returns the spans (a unit finding no column of free sites tall enough spans fewer)."""
     small = np.flatnonzero(arr.small)
     partners: dict[int, list] = {int(u): [] for u in small}
     for a, b, wd in pairs:
@@ -174,18 +204,7 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
             partners[a].append((b, wd))
         if b in partners:
             partners[b].append((a, wd))
-    demand = {int(u): sum(wd for _, wd in by_root.get(int(u), []))
-              + sum(wd for _, wd in partners[int(u)]) for u in small}
-    span = {u: 1 for u in demand}
-    if site_wires:
-        for u, d in demand.items():
-            s = 1
-            # its trees mostly leave on one side: the long side of s sites must hold them
-            while d > span_util * s * site_wires / 4 and s < max(1, h // 2):
-                s += 1
-            if s > 1:  # as tall as the rows it feeds, so that each tree leaves sideways
-                s = max(s, min(len(by_root.get(u, [])) - 1, h // 2))
-            span[u] = s
+    span = dict(span)
     occ = np.zeros((w, h), dtype=np.int64)  # small units per site
     blocked = np.zeros((w, h), dtype=bool)  # holds a tile or part of a spanned unit
     tiles = ~arr.small
@@ -218,18 +237,20 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
                 mark(u, -1)
                 blocked[x, y + 1:y + span[u]] = False
             penalty = crowd * (demand[u] * _CLEAR / site_wires)
-            x, y = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k,
-                              span[u], w, h, penalty)
+            x, y, span[u] = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u],
+                                       k, span[u], w, h, penalty)
             pos[u] = (x, y)
             occ[x, y] += 1
             mark(u, +1)
+            blocked[x, y + 1:y + span[u]] = True
+            spans.pop(u, None)
             if span[u] > 1:
-                blocked[x, y + 1:y + span[u]] = True
                 spans[u] = span[u]
         for u in rest:  # one by one, the widest first (each sees where the others went)
             if sweep:
                 occ[pos[u, 0], pos[u, 1]] -= 1
-            x, y = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k, 1, w, h)
+            x, y, _ = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u], k, 1,
+                                 w, h)
             pos[u] = (x, y)
             occ[x, y] += 1
     return spans
@@ -237,25 +258,24 @@ def _place_small(arr, design: Design, pos: np.ndarray, w: int, h: int, k: int,
 
 def _best_site(u: int, pos: np.ndarray, occ: np.ndarray, blocked: np.ndarray, trees: list,
                partners: list, k: int, s: int, w: int, h: int,
-               penalty: np.ndarray | None = None) -> tuple[int, int]:
-    """Free site (room for s sites upwards when s > 1) of least cost for unit u (plus
-    ``penalty`` (w, h) of the site, if given)."""
-    free = ~blocked & (occ < (1 if s > 1 else k))
-    if s > 1:  # the s - 1 sites above must be empty too
-        ok = free.copy()
-        for j in range(1, s):
-            up = np.zeros_like(free)
-            up[:, :h - j] = ~blocked[:, j:] & (occ[:, j:] == 0)
-            ok &= up
+               penalty: np.ndarray | None = None) -> tuple[int, int, int]:
+    """Free site of least cost for unit u (plus ``penalty`` (w, h) of the site, if given)
+    with room for s sites upwards, or for as many as some free column holds: (x, y, span)."""
+    empty = ~blocked & (occ == 0)
+    want, s, free = s, 1, ~blocked & (occ < k)
+    for t in range(want, 1, -1):  # the site and the t - 1 above it empty
+        ok = empty.copy()
+        for j in range(1, t):
+            ok[:, :h - j] &= empty[:, j:]
+            ok[:, h - j:] = False
         if ok.any():
-            free = ok
-    if not free.any():  # nothing left: any site without a tile
-        free = ~blocked
+            s, free = t, ok
+            break
     fx, fy, cost = _site_costs(u, pos, free, trees, partners, s, w, h)
     if penalty is not None:
         cost = cost + penalty[fx, fy]
     j = int(np.argmin(cost + 1e-6 * (fx * h + fy)))  # ties: lowest site
-    return int(fx[j]), int(fy[j])
+    return int(fx[j]), int(fy[j]), s
 
 
 def _site_costs(u: int, pos: np.ndarray, free: np.ndarray, trees: list, partners: list,

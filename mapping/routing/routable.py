@@ -86,14 +86,17 @@ class Routable:
         return self.tiles * self.site_area_um2
 
     def to_dict(self) -> dict:
-        """Figures for routing.json: the die (routable area) beside the crossbar area."""
+        """Figures for routing.json: the die (routable area) beside the crossbar area, and
+        the attempts (without their timings, so that the same design gives the same file)."""
         w, h = self.placement.grid_sites
         return {"routable": self.routable, "trees": self.trees, "grid_sites": [w, h],
                 "whitespace_frac": self.steps[-1]["whitespace_frac"] if self.steps else None,
                 "site_area_um2": self.site_area_um2, "die_area_um2": self.die_area_um2,
                 "crossbar_area_um2": self.crossbar_area_um2,
                 "die_over_crossbar_area": self.die_area_um2 / max(self.crossbar_area_um2, 1e-12),
-                "grid_area_um2": w * h * self.grid_pitch_um ** 2, "steps": self.steps}
+                "grid_area_um2": w * h * self.grid_pitch_um ** 2,
+                "steps": [{k: v for k, v in st.items() if not k.endswith("_s")}
+                          for st in self.steps]}  # timings stay out: the figures repeat
 
 
 def tree_configs(place_cfg: PlaceConfig, route_cfg: RouteConfig) -> tuple[PlaceConfig,
