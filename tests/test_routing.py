@@ -330,6 +330,10 @@ def test_report_layers_ratio_and_files(tmp_path):
     other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=51))
     with pytest.raises(ValueError, match="capacity"):
         routing_area_ratio(rt, other)
+    other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=50,
+                                      reduction_trees=True))
+    with pytest.raises(ValueError, match="reduction_trees"):
+        routing_area_ratio(rt, other)
     js = routes_to_dict(d, rt)
     assert sum(c["width"] * c["length"] for c in js["connections"]) == rt.wirelength
     assert [n["length"] for n in js["nets"]] == [int(rt.lengths[c].sum()) for c in rt.net_connections]
