@@ -156,7 +156,10 @@ def route(cfg, checkpoint: Checkpoint = None, design: Design = None,
     share = "(no dense.json beside the design)" if ratio is None else f"= {ratio:.2%} of dense"
     typer.echo(f"wirelength {rep['wirelength']} (bound for any routing {rep['signal_bound']}), "
                f"routing area {rep['routing_area_um2']:.4g} um2 {share}; "
-               f"congestion max {rep['max_congestion']:.2f}, overflow {rep['overflow']} tracks "
+               f"congestion max {rep['max_congestion']:.2f}, overflow {rep['overflow']} tracks; "
+               f"die {rep['routable']['die_area_um2']:.4g} um2 for "
+               f"{rep['routable']['crossbar_area_um2']:.4g} um2 of crossbars (their sites)"
+               f"{'' if rep['routable']['routable'] else ' (NOT routable at this capacity)'} "
                f"-> {out}/routing.json")
 
 

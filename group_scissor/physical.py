@@ -95,8 +95,8 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     files listed above.
     ``route_settings``: RouteConfig fields over the grid its technology gives."""
     from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
-    from mapping.placement import PlaceConfig, place
-    from mapping.routing import RouteConfig, route
+    from mapping.placement import PlaceConfig
+    from mapping.routing import RouteConfig, route_routable, wants_trees
     from netlists import read_netlist
     from netlists import write_json as write_netlist
 
@@ -108,16 +108,23 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     place_cfg = place_cfg if place_cfg is not None else PlaceConfig()
     route_cfg = RouteConfig.for_spec(spec_of(net), **(route_settings or {}))
     d = net.design
-    pl = place(d, place_cfg)
-    rt = route(d, pl, route_cfg)
+    # the design and its baseline are laid down the same way (trees or not), decided on the
+    # baseline (the bigger), so that routing_area_ratio compares like with like
+    trees = wants_trees(dense if dense is not None else d, route_cfg)
+    site = spec_of(net).crossbar_area_um2  # a site: one crossbar with its periphery
+    res = route_routable(d, place_cfg, route_cfg, trees=trees, site_area_um2=site)
+    pl, rt = res.placement, res.routing
     if dense is None:  # a design made elsewhere, without its baseline: no ratio to report
-        pld = rtd = None
+        pld = rtd = resd = None
     elif _same(d, dense):  # same input and settings, same result: do it once
-        pld, rtd = pl, rt
+        pld, rtd, resd = pl, rt, res
     else:
-        pld = place(dense, place_cfg)
-        rtd = route(dense, pld, route_cfg)
+        resd = route_routable(dense, place_cfg, route_cfg, trees=trees, site_area_um2=site)
+        pld, rtd = resd.placement, resd.routing
     rep = report(rt, dense=rtd).to_dict()
+    rep["routable"] = res.to_dict()
+    if resd is not None:
+        rep["routable"]["dense"] = resd.to_dict()
     rep["place"] = {"method": pl.method, "status": pl.status, "cost": pl.cost,
                     "grid_sites": list(pl.grid_sites),
                     "dense_cost": None if pld is None else pld.cost}

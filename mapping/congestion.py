@@ -39,7 +39,7 @@ def routing_area_ratio(compressed: Routing, dense: Routing) -> float:
         if not isinstance(r, Routing):
             raise TypeError(f"{name} must be a Routing, got {type(r).__name__}")
     keys = ("gcell_um", "wire_pitch_um", "gcells_per_site", "capacity", "net_model",
-            "pin_access")
+            "pin_access", "reduction_trees")
     diff = [k for k in keys if getattr(compressed.config, k) != getattr(dense.config, k)]
     if diff:
         raise ConfigError(f"routing_area_ratio compares routings made with different {diff}; "

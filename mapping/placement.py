@@ -17,7 +17,7 @@ distance between the sites of its two units, in site pitches.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from common.errors import ConfigError
 from mapping.design import Design
 
 METHODS = ("auto", "cpsat", "fast")
+LAYOUTS = ("blobs", "arrays")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,18 @@ class PlaceConfig:
     method: str = "auto"
     """'fast' (any size), 'cpsat' (OR-Tools CP-SAT, small designs) or 'auto' (cpsat when the
     design has at most ``cpsat_max_units`` units, else fast)."""
+    layout: str = "blobs"
+    """How the fast method lays the matrices out. 'blobs': the tiles of each output unit in
+    a compact blob around it (minimizes section 5's two-pin buses); 'arrays': every matrix as
+    its tile grid, so that broadcast and reduction trees (RouteConfig net_model 'steiner' with
+    reduction_trees) run along its rows and columns one site per edge (mapping.floorplan);
+    small units then take the free sites nearest the trees they root. 'arrays' is never
+    handed to CP-SAT (its objective is the two-pin one)."""
+    site_wires: int | None = None
+    """With layout 'arrays': the tracks one site's boundary holds (4 x gcells per site x
+    tracks per gcell edge; mapping.routing.route_routable sets it). A small unit whose trees
+    and buses need more than half of what its footprint's boundary holds spans several sites
+    of a column (Placement.spans). None: every small unit takes one site (or slot)."""
     site_grid_aspect: float = 1.0
     """Width / height of the site grid (0.1 .. 10)."""
     whitespace_frac: float = 0.05
@@ -56,10 +69,14 @@ class PlaceConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"PlaceConfig.method must be one of {METHODS}, got {self.method!r}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"PlaceConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
         checks = [("site_grid_aspect", 0.1, 10.0), ("whitespace_frac", 0.0, 1.0),
                   ("output_units_per_site", 1, 16), ("seed", 0, 2**31 - 1),
                   ("time_limit_s", 1e-3, 1e5), ("cpsat_max_units", 0, 10**5),
                   ("cpsat_workers", 1, 64), ("refine_passes", 0, 10**4)]
+        if self.site_wires is not None:
+            checks.append(("site_wires", 1, 10**9))
         for name, lo, hi in checks:
             v = getattr(self, name)
             whole = isinstance(lo, int)
@@ -87,12 +104,18 @@ class Placement:
     status: str
     """'heuristic' (fast), or CP-SAT's 'OPTIMAL' / 'FEASIBLE' / 'HINT' (kept the warm start)."""
     output_units_per_site: int = 4
+    spans: dict[str, int] = field(default_factory=dict)
+    """Small units whose footprint is a column of several sites: name -> sites, from its
+    site upwards (layout 'arrays' with site_wires); every other unit spans one site."""
 
     def to_dict(self) -> dict:
-        return {"grid_sites": list(self.grid_sites), "cost": self.cost, "method": self.method,
-                "status": self.status, "output_units_per_site": self.output_units_per_site,
-                "units": {n: {"x": p[0], "y": p[1], "slot": self.slots[n]}
-                          for n, p in self.positions.items()}}
+        d = {"grid_sites": list(self.grid_sites), "cost": self.cost, "method": self.method,
+             "status": self.status, "output_units_per_site": self.output_units_per_site,
+             "units": {n: {"x": p[0], "y": p[1], "slot": self.slots[n]}
+                       for n, p in self.positions.items()}}
+        if self.spans:
+            d["spans"] = dict(self.spans)
+        return d
 
 
 def place(design: Design, config: PlaceConfig | None = None) -> Placement:
@@ -102,6 +125,14 @@ def place(design: Design, config: PlaceConfig | None = None) -> Placement:
         raise TypeError(f"config must be a PlaceConfig, got {type(cfg).__name__}")
     arr = net_arrays(design)
     k = cfg.output_units_per_site
+    if cfg.layout == "arrays":
+        from mapping.floorplan import array_layout
+
+        pos, w, h, spans = array_layout(arr, design, cfg.site_grid_aspect, cfg.whitespace_frac,
+                                        k, cfg.site_wires)
+        out = _result(arr, pos, (w, h), k, "fast", "arrays")
+        out.spans = {arr.names[u]: s for u, s in spans.items()}
+        return out
     pos, (w, h) = fast_place(arr, design, k, cfg.site_grid_aspect, cfg.whitespace_frac,
                              cfg.refine_passes, cfg.seed)
     method, status = "fast", "heuristic"

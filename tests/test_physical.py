@@ -146,6 +146,13 @@ def test_route_stage_reads_a_design_file_and_writes_reports_with_the_dense_ratio
     assert 0 < disk["routing_area_ratio"] < 1
     assert len(json.loads((tmp_path / "routes.json").read_text())["nets"]) == len(
         mapped.design.nets)
+    # the routable area: the die (its site grid x one crossbar's area) beside the crossbars
+    r = disk["routable"]
+    assert r["routable"] and not r["trees"] and r["steps"][0]["overflow"] == 0
+    w, h = r["grid_sites"]
+    assert r["die_area_um2"] == pytest.approx(w * h * mapped.spec.crossbar_area_um2)
+    assert r["crossbar_area_um2"] == pytest.approx(mapped.area_um2)
+    assert r["dense"]["crossbar_area_um2"] == pytest.approx(mapped.baseline.area_um2)
 
 
 def test_a_design_without_its_dense_baseline_routes_without_a_ratio(tmp_path):

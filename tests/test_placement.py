@@ -122,6 +122,65 @@ def test_fast_placement_is_legal(grids, k, aspect, ws, seed):
     check_legal(d, place(d, cfg), k)
 
 
+def check_spans(design: Design, pl: Placement) -> None:
+    """Spanned units own their column of sites: no tile or other unit in it, inside the grid."""
+    w, h = pl.grid_sites
+    taken = {}
+    for u in design.units:
+        x, y = pl.positions[u.name]
+        for j in range(pl.spans.get(u.name, 1)):
+            assert y + j < h
+            taken.setdefault((x, y + j), []).append(u.name)
+    for names in taken.values():
+        spanned = [n for n in names if n in pl.spans]
+        assert not spanned or len(names) == 1, f"{names} share a spanned unit's site"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grids=st.lists(st.tuples(st.integers(1, 6), st.integers(1, 5)), min_size=1, max_size=4),
+       k=st.integers(1, 3), ws=st.sampled_from([0.0, 0.05, 0.5]), seed=st.integers(0, 3),
+       site_wires=st.sampled_from([None, 40, 400]))
+def test_array_layout_is_legal(grids, k, ws, seed, site_wires):
+    d = layered(grids, [1, 5, 32], seed=seed)
+    pl = place(d, PlaceConfig(layout="arrays", output_units_per_site=k, whitespace_frac=ws,
+                              site_wires=site_wires))
+    check_legal(d, pl, k)
+    check_spans(d, pl)
+    assert (pl.method, pl.status) == ("fast", "arrays")
+    assert set(pl.spans) <= {u.name for u in d.units if u.kind != "tile"}
+
+
+def test_array_layout_keeps_each_tile_grid():
+    # one matrix of 3 x 4 tiles: tile (a, b) at column b, row a of one block, rows in order
+    d = layered([(3, 4)], [8], seed=0)
+    pl = place(d, PlaceConfig(layout="arrays"))
+    xy = {u.block: pl.positions[u.name] for u in d.units if u.kind == "tile"}
+    x0, y0 = xy[(0, 0)]
+    assert all(xy[(a, b)] == (x0 + b, y0 + a) for a in range(3) for b in range(4))
+    # a producer feeding 3 or more row blocks gets a column of its own on the left
+    d = layered([(1, 1), (4, 2)], [8], seed=0)
+    d.nets = [n for n in d.nets if not (n.kind == "input" and n.matrix == "L1")]
+    d.nets += [Net("L0/A0", f"L1/T{a}_{b}", 8, "L1", "input") for a in range(4)
+               for b in range(2)]
+    pl = place(d, PlaceConfig(layout="arrays"))
+    check_legal(d, pl, 1)
+    first = min(pl.positions[f"L1/T{a}_0"][0] for a in range(4))
+    assert pl.positions["L0/A0"][0] == first - 1  # the producer sits at its rows' left end
+
+
+def test_wide_units_span_sites():
+    # IN feeds 12 row blocks of 8 wires: 96 wires; a site side holding 10 x 0.8 = 8 wires
+    # makes it span as many sites as the rows it feeds (one long side for its trees), at
+    # most half the die's height
+    d = layered([(12, 1)], [8], seed=0)
+    pl = place(d, PlaceConfig(layout="arrays", site_wires=40))
+    check_legal(d, pl, 1)
+    check_spans(d, pl)
+    assert pl.spans["IN"] == min(11, pl.grid_sites[1] // 2) > 1
+    assert "spans" in pl.to_dict()
+    assert not place(d, PlaceConfig(layout="arrays")).spans  # without site_wires: none
+
+
 def test_auto_picks_cpsat_only_for_small_designs():
     small = chain()
     big = layered([(3, 4), (5, 4)], [8], seed=0)
@@ -130,6 +189,8 @@ def test_auto_picks_cpsat_only_for_small_designs():
 
 
 @pytest.mark.parametrize("kw,err", [({"method": "exact"}, ValueError),
+                                    ({"layout": "grid"}, ValueError),
+                                    ({"site_wires": 0}, ValueError),
                                     ({"site_grid_aspect": 0.0}, ValueError),
                                     ({"output_units_per_site": 0}, ValueError),
                                     ({"seed": True}, ConfigError),

@@ -128,15 +128,121 @@ def test_tree_branches_carry_the_rows_used_below_them():
     assert rt.signal_bound == 4 * 1 + 2 * 1 + 2 * 3 - 2 + 3  # rows 0, 2, 1, 3 + outputs
 
 
+def test_reduction_tree_edges_carry_the_live_columns_below_them():
+    # W (6 x 3) on 2 x 3 unsigned crossbars: one column block, three tiles whose live columns
+    # are {0}, {1, 2} and {0, 2}. Placed in a column under A0, the reduction tree is the chain
+    # T0 -> T1 -> T2 -> A0 carrying {0}, {0, 1, 2}, {0, 1, 2}: 1 + 3 + 3 = 7 (the two-pin
+    # buses: 1 x 3 + 2 x 2 + 2 x 1 = 9); the bound per column meets it: 3 + 2 + 2
+    import torch
+    from torch import nn
+
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+
+    lin = nn.Linear(6, 3, bias=False)
+    w = torch.zeros(6, 3)  # (rows = inputs, cols = outputs)
+    w[[0, 1], 0] = 1.0
+    w[2, 1] = w[3, 2] = 1.0
+    w[4, 0] = w[5, 2] = 1.0
+    lin.weight.data = w.T.contiguous()
+    d = map_model(lin, CrossbarSpec(2, 3, encoding="unsigned"), (6,)).design
+    assert [n.width for n in d.nets if n.kind == "output"] == [1, 2, 2]
+    sites = {"IN": (0, 0), "linear/A0": (1, 3)}
+    sites.update({f"linear/T{a}_0": (1, a) for a in range(3)})
+    pl = hand_placed(sites, (2, 4), k=1)
+    cfg = RouteConfig(gcells_per_site=1, reduction_trees=True)
+    rt, two = route(d, pl, cfg), route(d, pl, replace(cfg, reduction_trees=False))
+    out = [i for i, n in enumerate(d.nets) if n.kind == "output"]
+    chains = [rt.net_connections[i].tolist() for i in out]
+    assert [rt.widths[c].tolist() for c in chains] == [[1, 3, 3], [3, 3], [3]]
+    assert chains[0][1:] == chains[1] and chains[1][1:] == chains[2]  # one tree
+    assert rt.net_path(out[0]).tolist() == [[1, 0], [1, 1], [1, 2], [1, 3]]
+    inputs = sum(rt.widths[rt.net_connections[i][0]] * (a + 1)
+                 for a, i in enumerate(i for i, n in enumerate(d.nets) if n.kind == "input"))
+    assert rt.wirelength == inputs + 7 and two.wirelength == inputs + 9
+    assert (rt.signal_bound, two.signal_bound) == (inputs + 7, inputs + 9)
+    # without tile weights the narrower bus is taken as a subset of the wider one's columns
+    d.tile_weights = {}
+    with pytest.warns(UserWarning, match="no tile weights"):
+        assert route(d, pl, cfg).widths.sum() < rt.widths.sum()
+
+
+def test_wide_trees_go_as_lanes_with_taps_of_their_own():
+    # IN sends 5 rows to two tiles in a row; lanes of at most 2 wires: three copies of the
+    # chain carrying rows {0, 1}, {2, 3}, {4}, each tapping the tiles at a gcell of its own
+    d = chain(widths_in=(5,), width_out=1, tiles=2)
+    pl = hand_placed({"IN": (0, 0), "m/T0_0": (1, 0), "m/T0_1": (2, 0), "m/A0": (1, 1),
+                      "m/A1": (2, 1)}, (3, 2), k=1)
+    cfg = RouteConfig(gcells_per_site=2, lane_wires=2, method="negotiated")
+    rt = route(d, pl, cfg)
+    tree = [j for j, layer in enumerate(rt.layers) if rt.widths[j] and j not in
+            {int(c[-1]) for c, n in zip(rt.net_connections, d.nets, strict=True)
+             if n.kind == "output"}]
+    assert sorted(rt.widths[tree].tolist()) == [1, 1, 2, 2, 2, 2]
+    taps = {tuple(rt.pins[j, 1]) for j in tree}
+    assert len(taps) == 6  # every copy reaches every tile at a gcell of its own
+    for i in range(len(d.nets)):
+        nodes = rt.net_path(i)
+        assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
+    assert rt.wirelength >= rt.signal_bound
+
+
+def test_signal_bound_takes_two_thirds_of_the_spanning_tree():
+    # IN in the middle of a 3 x 3 grid of tiles two gcells apart, all of one row block: the
+    # half-perimeter of a signal is 4 + 4 = 8, its spanning tree 8 x 2 = 16, and any Steiner
+    # tree at least ceil(2/3 x 16) = 11 (Hwang); the output buses are of length 0
+    k = 8
+    units = [Unit("IN", "input")] + [Unit(f"m/T0_{b}", "tile", "m", (0, b)) for b in range(k)]
+    units += [Unit(f"m/A{b}", "output", "m", (0, b)) for b in range(k)]
+    nets = [Net("IN", f"m/T0_{b}", 3, "m", "input") for b in range(k)]
+    nets += [Net(f"m/T0_{b}", f"m/A{b}", 1, "m", "output") for b in range(k)]
+    d = Design(units, nets, 64, 64)
+    spots = [(x, y) for x in (0, 2, 4) for y in (0, 2, 4) if (x, y) != (2, 2)]
+    sites = {"IN": (2, 2)} | {f"m/T0_{b}": p for b, p in enumerate(spots)}
+    sites |= {f"m/A{b}": p for b, p in enumerate(spots)}
+    rt = route(d, hand_placed(sites, (5, 5), k=2), RouteConfig(gcells_per_site=1))
+    assert rt.signal_bound == 3 * 11
+    assert rt.lower_bound == rt.wirelength == 3 * 16  # the spanning tree laid down
+
+
+def test_route_routable_grows_whitespace_until_it_gives_up():
+    from mapping.routing import route_routable, wants_trees
+
+    d = chain()
+    r = route_routable(d, PlaceConfig(method="fast"), RouteConfig(gcells_per_site=2),
+                       site_area_um2=100.0)
+    assert r.routable and not r.trees and len(r.steps) == 1
+    w, h = r.placement.grid_sites
+    assert r.die_area_um2 == w * h * 100.0 and r.crossbar_area_um2 == 100.0
+    assert r.to_dict()["grid_area_um2"] == w * h * (2 * 10.0) ** 2
+    # 50 wires out of a one-gcell footprint with one track per edge: 46 cannot leave,
+    # whatever the whitespace
+    d = chain(widths_in=(50,))
+    r = route_routable(d, PlaceConfig(method="fast"),
+                       RouteConfig(gcells_per_site=1, tracks_per_gcell_edge=1))
+    assert not r.routable and r.routing.overflow >= 46
+    assert [s["whitespace_frac"] for s in r.steps] == [0.05, 0.15, 0.3, 0.6, 1.0]
+    # trees on arrays for big designs only
+    assert not wants_trees(chain(), RouteConfig())
+    assert wants_trees(layered([(40, 26)], [8]), RouteConfig())
+    r = route_routable(layered([(3, 4)], [8, 40]), None, RouteConfig(), trees=True)
+    assert r.trees and r.routing.config.reduction_trees and r.placement.status == "arrays"
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_starved_edges_force_the_shortest_detour(method):
     # both buses run (0, 1) <-> (3, 1); 4 tracks per edge hold one of them: the other must
     # detour through row 0 or 2 (2 extra edges): 3 x 3 + 3 x 5 = 24, no overflow
     pl = hand_placed({"P": (0, 1), "m/A0": (0, 1), "m/T0_0": (3, 1)}, (4, 3))
-    cfg = RouteConfig(method=method, gcells_per_site=1, tracks_per_gcell_edge=4)
+    cfg = RouteConfig(method=method, gcells_per_site=1, tracks_per_gcell_edge=4, lane_wires=3)
     rt = route(two_buses(3), pl, cfg)
     assert (rt.overflow, rt.wirelength, rt.lower_bound) == (0, 24, 18)
     assert rt.max_congestion == pytest.approx(3 / 4)
+    # in lanes of at most 2 wires (the default, half the capacity) the two 2-wire lanes share
+    # the straight run and only the two 1-wire lanes detour: 2 x 2 x 3 + 2 x 1 x 5 = 22
+    rt = route(two_buses(3), pl, replace(cfg, lane_wires=None))
+    assert (rt.overflow, rt.wirelength, len(rt.widths)) == (0, 22, 4)
+    assert sorted(rt.widths.tolist()) == [1, 1, 2, 2] and rt.n_nets == 2
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -144,7 +250,7 @@ def test_starved_edges_without_room_overflow_exactly(method):
     # a single row of gcells: both buses share 3 edges of 4 tracks -> 3 x (6 - 4) over
     pl = hand_placed({"P": (0, 0), "m/A0": (0, 0), "m/T0_0": (3, 0)}, (4, 1))
     rt = route(two_buses(3), pl, RouteConfig(method=method, gcells_per_site=1,
-                                             tracks_per_gcell_edge=4))
+                                             tracks_per_gcell_edge=4, lane_wires=3))
     assert (rt.overflow, rt.wirelength, rt.max_congestion) == (6, 18, 1.5)
     assert overflow_lower_bound(rt) == 6
 
@@ -192,6 +298,20 @@ def test_routes_are_paths_and_usage_adds_up(grids, cap, g, method, seed):
         assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
     # the signal bound holds for both ways of routing the same placement
     assert rt.signal_bound == two.signal_bound <= min(rt.wirelength, two.wirelength)
+    # reduction trees: still paths from each net's src to its dst, and a bound that holds
+    # for them (and, with fewer wires to bring in, no larger than the two-pin one)
+    red = route(d, pl, RouteConfig(method=method, gcells_per_site=g, tracks_per_gcell_edge=cap,
+                                   time_limit_s=0.3, seed=seed, reduction_trees=True))
+    for i in range(len(red.widths)):
+        walk(red, i)
+    for i, n in enumerate(d.nets):
+        nodes = red.net_path(i)
+        for end, unit in ((nodes[0], n.src), (nodes[-1], n.dst)):
+            j = index[unit]
+            assert (lo[j] <= end).all() and (end <= hi[j]).all()
+        assert (np.abs(np.diff(nodes, axis=0)).sum(axis=1) == 1).all()
+    assert red.signal_bound <= min(red.lower_bound, two.signal_bound)
+    assert red.lower_bound <= red.wirelength
 
 
 def test_report_layers_ratio_and_files(tmp_path):
@@ -209,6 +329,10 @@ def test_report_layers_ratio_and_files(tmp_path):
     assert out["nets"] == len(d.nets) and out["connections"] == len(rt.widths)
     other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=51))
     with pytest.raises(ValueError, match="capacity"):
+        routing_area_ratio(rt, other)
+    other = route(d, pl, RouteConfig(method="negotiated", tracks_per_gcell_edge=50,
+                                      reduction_trees=True))
+    with pytest.raises(ValueError, match="reduction_trees"):
         routing_area_ratio(rt, other)
     js = routes_to_dict(d, rt)
     assert sum(c["width"] * c["length"] for c in js["connections"]) == rt.wirelength

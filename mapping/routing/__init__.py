@@ -17,9 +17,13 @@ two-pin buses or multi-pin trees of connections (net_model, mapping.steiner). Ev
 - cpsat (small/medium designs): candidate routes per net (two L's, Z's, the negotiated route
   and a maze detour), one chosen per net by OR-Tools CP-SAT minimizing
   width x length + overflow_penalty x overflow, warm-started with the negotiated routes.
+  Bigger designs that negotiation leaves with overflow get the same selection for the
+  connections crossing overflowed edges, the others fixed (repair_cpsat).
 
 Files: config.py (RouteConfig, Routing), grid.py (Grid, footprints, pattern routes),
-negotiation.py (negotiate), cpsat.py (select_cpsat); ``route`` below drives them.
+negotiation.py (negotiate), cpsat.py (select_cpsat); ``route`` below drives them;
+routable.py (``route_routable``: place and route, growing whitespace until zero overflow,
+the routable die area; trees on arrays for big designs).
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from common.errors import ConfigError
 from mapping.design import Design
 from mapping.placement import Placement, net_arrays
 from mapping.routing.config import MAX_GCELLS_PER_SITE, METHODS, PIN_ACCESS, RouteConfig, Routing
-from mapping.routing.cpsat import select_cpsat
+from mapping.routing.cpsat import repair_cpsat, select_cpsat
 from mapping.routing.grid import Grid, footprints, pin_gcells
 from mapping.routing.negotiation import negotiate
-from mapping.steiner import connections
+from mapping.routing.routable import Routable, route_routable, wants_trees
+from mapping.steiner import Connections, connections
 
 __all__ = [
     "MAX_GCELLS_PER_SITE",
@@ -43,12 +48,15 @@ __all__ = [
     "PIN_ACCESS",
     "Grid",
     "RouteConfig",
+    "Routable",
     "Routing",
     "footprints",
     "negotiate",
     "pin_gcells",
     "route",
+    "route_routable",
     "select_cpsat",
+    "wants_trees",
 ]
 
 
@@ -69,7 +77,9 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     grid = Grid(placement.grid_sites[0] * g, placement.grid_sites[1] * g)
     pin, lo, hi = footprints(arr, placement, g)
     box = (lo, hi) if cfg.pin_access == "footprint" else None
-    con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box)
+    con = connections(design, pin, arr.src, arr.dst, arr.width, cfg.net_model, box,
+                      cfg.reduction_trees, cfg.tap_limit, cfg.lane_limit)
+    con, chains = _lanes(con, cfg.lane_limit, cfg.net_model == "two-pin")
     long = np.flatnonzero((con.pins[:, 0] != con.pins[:, 1]).any(axis=1))  # length > 0
     pins, width = con.pins[long], con.widths[long]
     cap = np.full(grid.n_edges, cfg.capacity, dtype=np.int64)
@@ -78,11 +88,29 @@ def route(design: Design, placement: Placement, config: RouteConfig | None = Non
     if cfg.method == "cpsat" or (cfg.method == "auto" and len(width) <= cfg.cpsat_max_nets):
         routed, status = select_cpsat(grid, pins, width, cap, routed, cfg)
         method = "cpsat"
+    elif (grid.usage(routed, width) > cap).any():  # congested windows left: CP-SAT repair
+        routed, how = repair_cpsat(grid, pins, width, cap, routed, cfg)
+        status += f", CP-SAT repair {how}"
     edges = [np.zeros(0, dtype=np.int64)] * len(con.widths)
     for j, e in zip(long.tolist(), routed, strict=True):
         edges[j] = e
     usage = grid.usage(edges, con.widths)
     return Routing((grid.gx, grid.gy), con.pins, con.widths, con.layers, edges, usage, cap, cfg,
                    method, status, time.perf_counter() - t0,
-                   None if cfg.net_model == "two-pin" else con.net_connections,
-                   con.signal_bound, int(arr.width.sum()))
+                   chains, con.signal_bound, int(arr.width.sum()))
+
+
+def _lanes(con: Connections, lane: int, two_pin: bool) -> tuple[Connections, list | None]:
+    """Split every connection wider than ``lane`` into near-equal lanes with its pins; a
+    net's chain names the first lane of each of its connections (the lanes of one
+    connection share their pins). Returns the lanes and the chains (None: lane i = net i)."""
+    k = -(-con.widths // lane)  # lanes per connection
+    if (k == 1).all():
+        return con, None if two_pin else con.net_connections
+    first = np.r_[0, np.cumsum(k)[:-1]]
+    owner = np.repeat(np.arange(len(k)), k)
+    j = np.arange(int(k.sum())) - first[owner]  # lane index within its connection
+    w = con.widths[owner] // k[owner] + (j < con.widths[owner] % k[owner])
+    chains = [first[c] for c in con.net_connections]
+    return Connections(con.pins[owner], w.astype(np.int64), [con.layers[o] for o in owner],
+                       chains, con.signal_bound), chains

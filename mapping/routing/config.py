@@ -31,11 +31,27 @@ class RouteConfig:
     """'steiner': the input buses from one producer to the tiles of one row block form one
     multi-pin net, routed as a tree whose branches carry only the rows used below them;
     'two-pin': every bus of hardware-model section 3 routed on its own (mapping.steiner)."""
+    reduction_trees: bool = False
+    """With net_model 'steiner': the output buses of one column block form one multi-pin net
+    rooted at its output unit A(b), every tile adding the partial sums it receives to its own
+    (hardware-model section 3), every edge carrying the union of the live columns below it.
+    False (the default, which keeps the published LeNet/ConvNet figures): output buses stay
+    two-pin. Big designs need them (mapping.routing.route_routable, docs/routing.md)."""
     pin_access: str = "footprint"
     """'footprint': each connection leaves a unit from the gcell of the unit's footprint (its
     site, or its sub-block of a shared site) nearest the other end, as pin assignment puts a
     block's pins on the side facing the net; 'center': every connection of a unit starts at
     one gcell (the footprint's centre), which caps a unit at 4 x capacity wires."""
+    lane_wires: int | None = None
+    """Widest bundle routed as one path: a wider connection is split into near-equal lanes
+    (same pins, routed independently), as a global router may route a bus's wires apart.
+    None = half the track capacity, so that two lanes can share a gcell edge."""
+    tap_wires: int | None = None
+    """Most wires of tree connections tapped at one gcell of a unit's footprint: a tree whose
+    tap would exceed it taps the nearest gcell with room (spreads the trees of a wide unit over
+    its footprint). None = the track capacity with reduction_trees (what one edge of the gcell
+    holds: a wide producer's lanes all head the same way), else twice the capacity (which
+    keeps the published LeNet/ConvNet routes)."""
     method: str = "auto"
     """'negotiated' (any size), 'cpsat' (candidate routes chosen by OR-Tools CP-SAT) or 'auto'
     (cpsat up to ``cpsat_max_nets`` nets, else negotiated)."""
@@ -69,6 +85,9 @@ class RouteConfig:
     """How far (gcells) a maze detour may leave the bounding box of the net's pins."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.reduction_trees, bool):
+            raise ConfigError(f"RouteConfig.reduction_trees must be a bool, got "
+                             f"{self.reduction_trees!r}")
         if self.net_model not in NET_MODELS:
             raise ConfigError(f"RouteConfig.net_model must be one of {NET_MODELS}, got "
                              f"{self.net_model!r}")
@@ -83,8 +102,9 @@ class RouteConfig:
                   ("cpsat_max_nets", 0, 10**7), ("cpsat_workers", 1, 64),
                   ("overflow_penalty", 1, 10**6), ("max_iterations", 0, 10**4),
                   ("z_jogs", 0, 64), ("detour_margin_gcells", 0, 10**4)]
-        if self.tracks_per_gcell_edge is not None:
-            checks.append(("tracks_per_gcell_edge", 1, 10**9))
+        for name in ("tracks_per_gcell_edge", "lane_wires", "tap_wires"):
+            if getattr(self, name) is not None:
+                checks.append((name, 1, 10**9))
         for name, lo, hi in checks:
             v = getattr(self, name)
             whole = isinstance(lo, int)
@@ -103,6 +123,18 @@ class RouteConfig:
         if self.tracks_per_gcell_edge is not None:
             return self.tracks_per_gcell_edge
         return tracks_per_edge(self.gcell_um, self.wire_pitch_um, self.routing_layers)
+
+    @property
+    def lane_limit(self) -> int:
+        """Widest lane actually used (lane_wires, or half the capacity)."""
+        return self.lane_wires if self.lane_wires is not None else max(1, self.capacity // 2)
+
+    @property
+    def tap_limit(self) -> int:
+        """Most tree wires tapped at one gcell actually used (see tap_wires)."""
+        if self.tap_wires is not None:
+            return self.tap_wires
+        return self.capacity if self.reduction_trees else 2 * self.capacity
 
     @classmethod
     def for_spec(cls, spec, **overrides) -> RouteConfig:

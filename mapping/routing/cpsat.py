@@ -5,6 +5,11 @@ L's, ``z_jogs`` Z's per orientation, a maze detour if it crosses a full edge) an
 CP-SAT choose one per connection minimizing width x length + overflow_penalty x overflow,
 warm-started with the negotiated routes; the negotiated routes are kept unless CP-SAT beats
 them.
+
+``repair_cpsat`` (any size, after negotiation left overflow): the same selection for the
+connections crossing overflowed edges only (at most cpsat_max_nets, those on the most
+overflowed edges first), every other connection fixed, its tracks taken off the capacity:
+rip-up and reroute of the congested windows by CP-SAT.
 """
 
 from __future__ import annotations
@@ -108,3 +113,29 @@ def select_cpsat(grid: Grid, pins: np.ndarray, width: np.ndarray, cap: np.ndarra
             _objective(grid, base, width, cap, cfg.overflow_penalty):
         return base, "HINT"
     return chosen, solver.status_name(status)
+
+
+def repair_cpsat(grid: Grid, pins: np.ndarray, width: np.ndarray, cap: np.ndarray,
+                 base: list[np.ndarray], cfg: RouteConfig) -> tuple[list[np.ndarray], str]:
+    """Re-select, by CP-SAT, the routes of the connections crossing overflowed edges, the
+    others fixed (see the module docstring). Returns all routes and a status."""
+    usage = grid.usage(base, width)
+    over = np.maximum(usage - cap, 0)
+    if not over.any():
+        return base, "no overflow"
+    lens = np.array([len(e) for e in base], dtype=np.int64)
+    owner = np.repeat(np.arange(len(base)), lens)
+    flat = np.concatenate(base)
+    hit = over[flat] > 0
+    worst = np.zeros(len(base))
+    np.maximum.at(worst, owner[hit], over[flat[hit]])
+    victims = np.flatnonzero(worst > 0)
+    victims = victims[np.argsort(-worst[victims], kind="stable")][:max(1, cfg.cpsat_max_nets)]
+    sub = [base[i] for i in victims]
+    rest = cap - (usage - grid.usage(sub, width[victims]))  # tracks left for the victims
+    chosen, status = select_cpsat(grid, pins[victims], width[victims], rest, sub, cfg)
+    out = list(base)
+    for i, e in zip(victims.tolist(), chosen, strict=True):
+        out[i] = e
+    after = int(np.maximum(grid.usage(out, width) - cap, 0).sum())
+    return out, f"{status} on {len(victims)} connections, overflow {int(over.sum())} -> {after}"

@@ -106,6 +106,13 @@ def footprints(arr, placement: Placement, g: int) -> tuple[np.ndarray, np.ndarra
     centre = site * g + np.where(small, ((2 * sub + 1) * g) // (2 * q), g // 2)
     lo = site * g + np.where(small, (sub * g) // q, 0)
     hi = site * g + np.where(small, ((sub + 1) * g) // q - 1, g - 1)
+    spans = getattr(placement, "spans", None)
+    if spans:  # a unit spanning s sites upwards owns all of them
+        j = np.array([i for i, n in enumerate(arr.names) if n in spans], dtype=np.int64)
+        s = np.array([spans[arr.names[i]] for i in j], dtype=np.int64)
+        lo[j] = site[j] * g
+        hi[j] = site[j] * g + np.stack([np.full(len(j), g), s * g], axis=1) - 1
+        centre[j] = (lo[j] + hi[j]) // 2
     return centre, np.minimum(lo, centre), np.maximum(hi, centre)
 
 

@@ -20,7 +20,8 @@ _PRES_START, _PRES_GROW, _HIST_GAIN = 0.5, 1.6, 0.5
 _PATTERN_ROUNDS = 4  # rounds of pattern-only rerouting before maze detours
 _MAZE_MAX = 1000  # most nets maze-rerouted per round
 _MAZE_BUDGET = 20_000_000  # gcells searched by all maze routes of one call (deterministic cap)
-_STALL = 0.005  # stop negotiating when 3 rounds improved the best objective by less than this
+_STALL = 0.005  # stop when 3 rounds improved the best objective by less than this (and not
+# the overflow)
 _EPS = 0.02  # prefer lightly used edges among equally long routes
 
 
@@ -112,6 +113,9 @@ class Negotiator:
         owner = np.repeat(np.arange(len(lens)), lens)
         return np.unique(owner[mask[np.concatenate(self.edges)]])
 
+    def overflow(self) -> int:
+        return int(np.maximum(self.usage - self.cap, 0).sum())
+
     def total(self) -> float:
         wl = sum(int(w) * len(e) for w, e in zip(self.width.tolist(), self.edges, strict=True))
         return wl + self.penalty * int(np.maximum(self.usage - self.cap, 0).sum())
@@ -130,10 +134,14 @@ def negotiate(grid: Grid, pins: np.ndarray, width: np.ndarray, cap: np.ndarray,
     rank[order] = np.arange(n)
     neg.route_patterns(order)
     best, best_edges, rounds = neg.total(), list(neg.edges), 0
-    totals = [best]
+    totals, overs = [best], [neg.overflow()]
     for rounds in range(1, cfg.max_iterations + 1):
         over = neg.usage > cap
-        stalled = len(totals) > 3 and min(totals[:-3]) - best < _STALL * min(totals[:-3])
+        # stalled: 3 rounds gained < _STALL of the objective and did not lower the overflow
+        # (maze detours get 3 rounds before the overflow may count as stalled)
+        stalled = (len(totals) > 3 and min(totals[:-3]) - best < _STALL * min(totals[:-3])
+                   and (min(overs[-3:]) >= min(overs[:-3]) and rounds > _PATTERN_ROUNDS + 3
+                        or overs[-1] == 0))
         if not over.any() or neg.budget <= 0 or stalled:
             break
         neg.hist += _HIST_GAIN * np.minimum((neg.usage - cap).clip(0) / cap, 1.0)
@@ -151,6 +159,7 @@ def negotiate(grid: Grid, pins: np.ndarray, width: np.ndarray, cap: np.ndarray,
                 neg.edges[i] = neg.maze(i, cfg.detour_margin_gcells, exact=False)
                 neg.add(np.array([i]), +1)
         totals.append(neg.total())
+        overs.append(neg.overflow())
         if totals[-1] < best:
             best, best_edges = totals[-1], list(neg.edges)
     neg.edges = best_edges
