@@ -235,14 +235,16 @@ def _place_small(arr, pos: np.ndarray, w: int, h: int, k: int, by_root: dict, pa
                 x, y = pos[u]
                 occ[x, y] -= 1
                 mark(u, -1)
-                blocked[x, y + 1:y + span[u]] = False
+                if span[u] > 1:
+                    blocked[x, y:y + span[u]] = False
             penalty = crowd * (demand[u] * _CLEAR / site_wires)
             x, y, span[u] = _best_site(u, pos, occ, blocked, by_root.get(u, []), partners[u],
                                        k, span[u], w, h, penalty)
             pos[u] = (x, y)
             occ[x, y] += 1
             mark(u, +1)
-            blocked[x, y + 1:y + span[u]] = True
+            if span[u] > 1:  # its sites, its base one included, are its alone
+                blocked[x, y:y + span[u]] = True
             spans.pop(u, None)
             if span[u] > 1:
                 spans[u] = span[u]
