@@ -25,6 +25,7 @@ def _bench(*args):
                           timeout=120)
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 @pytest.mark.parametrize("args, message", [
     (["benchmarks/group_deletion.py", "--model", "lenet", "--checkpoint", "/nonexistent/c.pt",
       "--dataset", "digits", "--runs", "/nonexistent/runs"],
@@ -162,6 +163,9 @@ def test_a_rows_name_is_the_one_its_command_gives():
     for r in LEDGERS["rank_clipping"]["rows"]:
         args = rank_clipping.parser().parse_args(shlex.split(r["command"])[2:])
         assert (args.name or rank_clipping.run_name(args)) == r["name"]
+
+
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
 def test_ir_drop_benchmark_records_its_table(tmp_path):
     r = _bench("benchmarks/ir_drop.py", "--sizes", "4", "--r-wire", "1,10", "--scaling", "",

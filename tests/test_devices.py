@@ -115,6 +115,7 @@ def test_more_variation_faults_and_noise_never_lower_the_error(nets, x, encoding
     assert errs[0] > 0
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 @pytest.mark.parametrize("encoding", PHYSICAL)
 def test_more_wire_resistance_more_error(nets, x, encoding):
     net = nets[encoding]

@@ -124,6 +124,7 @@ def test_teacher_of_another_model_is_a_clear_error(teacher):
         distillation(DistillConfig(str(teacher[1])), "convnet")
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_clip_and_prune_cli_take_a_teacher(teacher, tmp_path):
     _, path = teacher
     runner = CliRunner()

@@ -25,6 +25,7 @@ def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProc
     return p
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_bring_your_own_model_low_rank(tmp_path):
     out = tmp_path / "byom"
     p = run("bring_your_own_model.py", "--epochs", "1", "--rank", "8", "--out", str(out))
@@ -50,6 +51,7 @@ def test_bring_your_own_model_low_rank(tmp_path):
     assert json.loads((out / "mapping.json").read_text())["n_crossbars"] == 13
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_crossbar_sweep_ideal_devices(tmp_path):
     out = tmp_path / "sweep"
     run("crossbar_sweep.py", "--model", "lenet", "--dataset", "digits", "--sizes", "32x32,64x64",
@@ -77,6 +79,7 @@ def test_crossbar_sweep_ideal_devices(tmp_path):
     assert (out / "pareto.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_crossbar_sweep_device_model_and_bad_input(tmp_path):
     out = tmp_path / "sweep"
     run("crossbar_sweep.py", "--dataset", "digits", "--sizes", "256x256", "--encodings",

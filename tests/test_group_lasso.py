@@ -307,6 +307,7 @@ def test_merge_keeps_zero_rows_of_u_and_zero_columns_of_v_only():
 
 # ---- the prune command ------------------------------------------------------------------------
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_prune_command_on_digits_writes_wires_json(tmp_path):
     ckpt = tmp_path / "clipped.pt"
     torch.save(low_rank_lenet().state_dict(), ckpt)

@@ -75,6 +75,7 @@ def test_the_shipped_manifest_holds_its_ledger_rows():
         pretrained.resolve(name)  # the file is there and intact
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_compile_starts_from_a_shipped_baseline(tmp_path):
     if "lenet:dense" not in pretrained.available():
         pytest.skip("no shipped lenet:dense")

@@ -265,6 +265,7 @@ def test_same_seed_same_routes():
         assert np.array_equal(a.usage, b.usage)
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grids=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3)), min_size=1, max_size=3),
        cap=st.sampled_from([1, 7, 40, 500]), g=st.integers(1, 3),

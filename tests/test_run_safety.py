@@ -65,6 +65,7 @@ train_stage("lenet", "digits", None, TrainConfig(epochs=1), Path(sys.argv[1]), p
 """
 
 
+@pytest.mark.slow  # end to end: in the full suite, not the fast loop
 def test_a_second_run_into_a_busy_folder_fails_at_once_and_a_killed_one_does_not_block(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
