@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
+from benchmarks.routing_scale import group_deleted  # noqa: E402
 from mapping.energy import crossbar_breakdown, energy, format_table  # noqa: E402
 from mapping.spec import CrossbarSpec, Technology  # noqa: E402
 
@@ -182,33 +183,10 @@ def compressed(name: str):
     m = to_low_rank(copy.deepcopy(dense), list(models.info(name).low_rank_layers) or None)
     ranks = {k: clip_pair(pair, TOLERANCE)[1] for k, pair in low_rank_layers(m).items()}
     merged = merge_unprofitable(m)
-    group_deleted(m, 64, seed=0)
+    # a matrix of 1 or 2 tiles losing one would lose its layer (LeNet's conv1 is one tile)
+    group_deleted(m, 64, seed=0, min_tiles=4)
     kept = {k: v for k, v in ranks.items() if k not in merged}
     return m, {"ranks": kept, "merged_back_to_dense": merged}
-
-
-def group_deleted(module, rows: int, seed: int = 0):
-    """Zero random crossbar-aligned groups in every Linear/Conv2d (in place): each input-wire
-    group (a row of a tile) with probability 0.5, each output-wire group (a column of a tile)
-    with 0.3, and whole tiles with 0.2 in matrices of at least 4 tiles (a matrix of 1 or 2
-    tiles losing one would lose its layer: LeNet's conv1 is one tile)."""
-    import numpy as np
-    import torch
-
-    rng = np.random.default_rng(seed)
-    lcols = rows // 2  # differential
-    for m in module.modules():
-        if not isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
-            continue
-        w = m.weight.data.reshape(m.weight.shape[0], -1).T  # (N, M) view, rows = inputs
-        n, k = w.shape
-        na, nb = -(-n // rows), -(-k // lcols)
-        row_g = np.repeat(rng.random((na * rows, nb)) < 0.5, lcols, 1)
-        col_g = np.repeat(rng.random((na, nb * lcols)) < 0.3, rows, 0)
-        tiles = (rng.random((na, nb)) < 0.2) & (na * nb >= 4)
-        tile = np.repeat(np.repeat(tiles, rows, 0), lcols, 1)
-        w[torch.from_numpy((row_g | col_g | tile)[:n, :k])] = 0
-    return module
 
 
 def small(name: str) -> dict:

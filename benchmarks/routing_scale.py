@@ -156,8 +156,10 @@ def synthetic(name: str) -> dict:
             "peak_mb": round(_rss_mb(), 1), "import_mb": round(base, 1)}
 
 
-def group_deleted(module, rows: int, seed: int = 0):
-    """Zero random crossbar-aligned groups in every Linear/Conv2d (in place)."""
+def group_deleted(module, rows: int, seed: int = 0, min_tiles: int = 1):
+    """Zero random crossbar-aligned groups in every Linear/Conv2d (in place): each input-wire
+    group (a row of a tile) with probability 0.5, each output-wire group (a column of a tile)
+    with 0.3, and whole tiles with 0.2 in matrices of at least ``min_tiles`` tiles."""
     import torch
 
     rng = np.random.default_rng(seed)
@@ -170,7 +172,8 @@ def group_deleted(module, rows: int, seed: int = 0):
         na, nb = -(-n // rows), -(-k // lcols)
         row_g = np.repeat(rng.random((na * rows, nb)) < 0.5, lcols, 1)
         col_g = np.repeat(rng.random((na, nb * lcols)) < 0.3, rows, 0)
-        tile = np.repeat(np.repeat(rng.random((na, nb)) < 0.2, rows, 0), lcols, 1)
+        tiles = (rng.random((na, nb)) < 0.2) & (na * nb >= min_tiles)
+        tile = np.repeat(np.repeat(tiles, rows, 0), lcols, 1)
         dead = (row_g | col_g | tile)[:n, :k]
         w[torch.from_numpy(dead)] = 0
     return module
