@@ -24,3 +24,18 @@ class OutputError(UserError, OSError):
 
 class FolderInUseError(UserError, RuntimeError):
     """Another process holds the lock on a run folder (it is writing a run there)."""
+
+
+def check_ranges(owner: str, obj, checks) -> None:
+    """Each ``(field, lo, hi)`` of ``obj`` lies in [lo, hi]: a whole number where ``lo`` is an
+    int, a finite number otherwise (bools refused); else ConfigError naming ``owner.field``."""
+    import math
+
+    for name, lo, hi in checks:
+        v = getattr(obj, name)
+        whole = isinstance(lo, int)
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
+            raise ConfigError(f"{owner}.{name} must be {'an int' if whole else 'a number'}, "
+                              f"got {v!r}")
+        if not (lo <= v <= hi) or (not whole and not math.isfinite(v)):
+            raise ConfigError(f"{owner}.{name} must be in [{lo}, {hi}], got {v!r}")

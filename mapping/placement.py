@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.errors import ConfigError
+from common.errors import ConfigError, check_ranges
 from mapping.design import Design
 
 METHODS = ("auto", "cpsat", "fast")
@@ -77,14 +77,7 @@ class PlaceConfig:
                   ("cpsat_workers", 1, 64), ("refine_passes", 0, 10**4)]
         if self.site_wires is not None:
             checks.append(("site_wires", 1, 10**9))
-        for name, lo, hi in checks:
-            v = getattr(self, name)
-            whole = isinstance(lo, int)
-            if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
-                kind = "an int" if whole else "a number"
-                raise ConfigError(f"PlaceConfig.{name} must be {kind}, got {v!r}")
-            if not (lo <= v <= hi) or (not whole and not math.isfinite(v)):
-                raise ConfigError(f"PlaceConfig.{name} must be in [{lo}, {hi}], got {v!r}")
+        check_ranges("PlaceConfig", self, checks)
 
 
 @dataclass
@@ -157,6 +150,20 @@ def _result(arr: NetArrays, pos: np.ndarray, grid: tuple[int, int], k: int, meth
                      placement_cost(arr, pos), method, status, k)
 
 
+def cpsat_solver(cfg):
+    """A CP-SAT solver set up from a config's seed, cpsat_workers and time_limit_s (placement
+    and routing alike): deterministic time, so the same seed gives the same result."""
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.random_seed, p.num_workers = cfg.seed, cfg.cpsat_workers
+    p.interleave_search = cfg.cpsat_workers > 1  # keeps several workers deterministic
+    p.max_deterministic_time = cfg.time_limit_s
+    p.max_time_in_seconds = 10 * cfg.time_limit_s + 30  # safety net only
+    return solver
+
+
 def _place_cpsat(arr: NetArrays, k: int, w: int, h: int, hint: np.ndarray,
                  cfg: PlaceConfig) -> tuple[np.ndarray, str]:
     """Exact model: z[u, s] = unit u on site s; sum_tiles k*z + sum_small z <= k per site;
@@ -193,13 +200,7 @@ def _place_cpsat(arr: NetArrays, k: int, w: int, h: int, hint: np.ndarray,
         m.add_hint(y[u], int(hint[u, 1]))
         for s in range(n_sites):
             m.add_hint(z[u][s], bool(hint_site[u] == s))
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.random_seed = cfg.seed
-    p.num_workers = cfg.cpsat_workers
-    p.interleave_search = cfg.cpsat_workers > 1
-    p.max_deterministic_time = cfg.time_limit_s
-    p.max_time_in_seconds = 10 * cfg.time_limit_s + 30  # safety net only
+    solver = cpsat_solver(cfg)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return hint, "HINT"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.errors import ConfigError
+from common.errors import ConfigError, check_ranges
 from mapping.routing.grid import Grid
 from mapping.spec import tracks_per_edge
 from mapping.steiner import NET_MODELS
@@ -105,14 +105,7 @@ class RouteConfig:
         for name in ("tracks_per_gcell_edge", "lane_wires", "tap_wires"):
             if getattr(self, name) is not None:
                 checks.append((name, 1, 10**9))
-        for name, lo, hi in checks:
-            v = getattr(self, name)
-            whole = isinstance(lo, int)
-            if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
-                kind = "an int" if whole else "a number"
-                raise ConfigError(f"RouteConfig.{name} must be {kind}, got {v!r}")
-            if not (lo <= v <= hi) or (not whole and not math.isfinite(v)):
-                raise ConfigError(f"RouteConfig.{name} must be in [{lo}, {hi}], got {v!r}")
+        check_ranges("RouteConfig", self, checks)
         if self.capacity < 1:
             raise ConfigError(f"gcell_um ({self.gcell_um}) / wire_pitch_um ({self.wire_pitch_um})"
                              " leaves no track on a gcell edge; use larger gcells or a finer pitch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mapping.placement import cpsat_solver
 from mapping.routing.config import RouteConfig
 from mapping.routing.grid import Grid
 from mapping.routing.negotiation import Negotiator
@@ -99,12 +100,7 @@ def select_cpsat(grid: Grid, pins: np.ndarray, width: np.ndarray, cap: np.ndarra
         ovf_terms.append(ovf)
     m.minimize(sum(int(width[net[j]] * lens[j]) * b[j] for j in range(len(flat)))
                + cfg.overflow_penalty * sum(ovf_terms))
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.random_seed, p.num_workers = cfg.seed, cfg.cpsat_workers
-    p.interleave_search = cfg.cpsat_workers > 1
-    p.max_deterministic_time = cfg.time_limit_s
-    p.max_time_in_seconds = 10 * cfg.time_limit_s + 30  # safety net only
+    solver = cpsat_solver(cfg)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return base, "HINT"
