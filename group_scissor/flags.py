@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from common.errors import UserError
+from common.errors import ConfigError, UserError
 
 
 @functools.cache
@@ -87,6 +87,10 @@ def flags_for(top: tuple[str, ...], sections: tuple[str, ...], exclude=()) -> li
                 f"{docs.get(name, '')} [default: {_show(getattr(defaults, name))}]",
                 _metavar(hints[name]))
            for name in top]
+    if "model" in top:  # an ONNX file in place of a registered model: --model FILE.onnx too
+        out.append(Flag("opt_onnx", "--onnx", "model", False,
+                        "An ONNX file (.onnx) holding the network, instead of a registered "
+                        "--model (models/onnx_import.py).", "FILE"))
     names: dict[str, int] = {}
     per_section = {}
     for s in sections:
@@ -171,6 +175,12 @@ def settings_command(app: typer.Typer, name: str, top: tuple[str, ...] = (),
             from group_scissor.config import CompileConfig
 
             overrides = list(kw.pop("set_") or [])
+            onnx = kw.get("opt_onnx")
+            if onnx is not None:
+                if kw.get("opt_model") is not None:
+                    raise ConfigError("give --model or --onnx, not both")
+                if not onnx.lower().endswith(".onnx"):
+                    raise ConfigError(f"--onnx takes a .onnx file, got {onnx!r}")
             for f in flags:
                 v = kw.pop(f.param)
                 if v is not None:

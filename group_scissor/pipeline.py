@@ -216,7 +216,8 @@ def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) ->
         return {"test_accuracy": res.test_accuracy, "checkpoint": here(folder / "checkpoint.pt")}
 
     base_ckpt = None if cfg.baseline_checkpoint is None else _outside(cfg.baseline_checkpoint)
-    base = r.run(1, "train", [cfg.model, cfg.dataset, base_ckpt, asdict(cfg.train)], train)
+    base = r.run(1, "train", [models.identity(cfg.model), cfg.dataset, base_ckpt,
+                              asdict(cfg.train)], train)
     teacher_ckpt = _inside(out, base["metrics"]["checkpoint"])
 
     teacher = (DistillConfig(str(teacher_ckpt), cfg.distill_temperature, cfg.distill_weight)

@@ -15,7 +15,8 @@ Register your own network (any ``nn.Module`` whose weighted layers are
 from models.convnet import ConvNet, WithinChannelLRN
 from models.lenet import LeNet
 from models.mobilenet import MobileNetV2
-from models.registry import ModelInfo, available, get, info, register
+from models.onnx_import import OnnxImportError, load_onnx
+from models.registry import ModelInfo, available, get, identity, info, register
 from models.resnet import ResNet
 from models.vgg import VGG16
 
@@ -27,8 +28,11 @@ __all__ = [
     "ResNet",
     "VGG16",
     "WithinChannelLRN",
+    "OnnxImportError",
     "available",
     "get",
+    "identity",
     "info",
+    "load_onnx",
     "register",
 ]

@@ -2,7 +2,8 @@
 
 Built in: ``lenet`` (MNIST), ``convnet``, ``vgg16_cifar``, ``resnet20`` (CIFAR-10) and the
 ImageNet-shaped ``vgg16``, ``resnet18``, ``resnet50``, ``mobilenet_v2`` ((3, 224, 224), 1000 classes,
-no default data set: there is no ImageNet loader here).
+no default data set: there is no ImageNet loader here). A name ending in ``.onnx`` is a file: the
+network it holds (models/onnx_import.py), so every command that takes ``--model`` takes one.
 
 ``low_rank_layers`` of the built-in models: every ``Linear`` and ``Conv2d`` except the last
 classifier (which stays dense, as in the paper), ResNet projection shortcuts included, MobileNetV2's
@@ -11,13 +12,14 @@ empty, because callers read an empty tuple differently (``compress`` as "every l
 as "none"), and computed from each family's layer plan so that registering builds no network.
 """
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
 from common.errors import ConfigError, UserError
-from models import mobilenet, resnet, vgg
+from models import mobilenet, onnx_import, resnet, vgg
 from models.convnet import ConvNet
 from models.lenet import LeNet
 from models.mobilenet import MobileNetV2
@@ -75,6 +77,10 @@ def available() -> list[str]:
 
 
 def info(name: str) -> ModelInfo:
+    """The registered model ``name``, or the model an ONNX file holds (a name ending in .onnx:
+    models/onnx_import.py; its data set guessed from the input shape)."""
+    if onnx_import.is_onnx(name):
+        return _onnx_info(name)
     key = name.lower()
     if key not in _REGISTRY:
         raise UnknownModelError(
@@ -82,6 +88,26 @@ def info(name: str) -> ModelInfo:
             "Register your own with models.register(name, factory, input_shape=..., num_classes=...)."
         )
     return _REGISTRY[key]
+
+
+def _onnx_info(path: str) -> ModelInfo:
+    net = onnx_import.cached(path)
+    return ModelInfo(str(path), lambda: copy.deepcopy(onnx_import.cached(path).module),
+                     net.input_shape, net.num_classes,
+                     onnx_import.guess_dataset(net.input_shape, net.num_classes),
+                     onnx_import.factorizable(net))
+
+
+def identity(name: str) -> str:
+    """What a run's fingerprint records of the model: its name, or an ONNX file's sha256 (so an
+    edited file re-runs the stages that used it)."""
+    if not onnx_import.is_onnx(name):
+        return name
+    import hashlib
+    from pathlib import Path
+
+    info(name)  # a missing or unreadable file: the readable error
+    return "onnx:" + hashlib.sha256(Path(name).read_bytes()).hexdigest()
 
 
 def get(name: str) -> nn.Module:
