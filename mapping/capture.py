@@ -29,7 +29,7 @@ How (hardware-model.md sections 1 and 3):
    the spatial axes, a Linear along a spatial axis) raises DataflowError naming the layer.
 
 A batch norm right after a conv or linear (its only user, eval-mode running statistics) is
-folded into the weights and bias (``WeightedOp.weight``, ``.bias``); other batch norms are
+folded into the weights and bias (``WeightedOp.scale``, ``.bias``; the matrices' weights); other batch norms are
 periphery operations. Weight sharing, layers applied to constants, parameters of a weighted
 layer used outside it, and operations with no crossbar mapping raise before anything is
 returned.
@@ -123,20 +123,20 @@ class Value:
     """fx node that computes it."""
     shape: tuple[int, ...]
     owner: np.ndarray | None
-    """(numel,) int64: global column computing each element (-1: a constant); None once no
+    """(numel,) int32: global column computing each element (-1: a constant); None once no
     weighted op reads the value (dropped after the capture)."""
     base: int
     """First provenance id of the value (ids base .. base + BATCH*numel - 1)."""
 
     @functools.cached_property
     def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.owner, kind="stable")
+        order = np.argsort(self.owner, kind="stable").astype(np.int32)
         return order, self.owner[order]
 
     @functools.cached_property
     def _rank(self) -> np.ndarray:
         order, srt = self._sorted
-        rank = np.empty(len(order), dtype=np.int64)
+        rank = np.empty(len(order), dtype=np.int32)
         rank[order] = np.arange(len(order)) - np.searchsorted(srt, srt, side="left")
         return rank
 
@@ -180,8 +180,11 @@ class WeightedOp:
     kind: str
     """'linear' or 'conv'."""
     matrices: list[str]
-    weight: np.ndarray
-    """float64 copy of the weight, (M, N) or (F, C/g, kh, kw), with a folded batch norm."""
+    n_out: int
+    """Outputs (M of a Linear, F of a Conv2d, all groups)."""
+    scale: np.ndarray | None
+    """float64 (M,): the folded batch norm's per-output scale of the weights (None: none
+    folded). The weights themselves are the matrices' snapshot (Matrix.weights), not copied."""
     bias: np.ndarray | None
     """float64 (M,), with a folded batch norm; added in the output units."""
     dtype: torch.dtype
@@ -199,10 +202,6 @@ class WeightedOp:
     padding_mode: str = "constant"
     folded: str | None = None
     """Path of the batch norm folded into this op."""
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
 
 
 @dataclass(eq=False)
@@ -433,7 +432,7 @@ class _Pass:
 
     def new_value(self, node: fx.Node, owner: np.ndarray) -> _Sig:
         """Register node's output as a computed value; owner: (BATCH, *shape) int64."""
-        one = np.ascontiguousarray(owner[0]).reshape(-1).astype(np.int64, copy=True)
+        one = np.ascontiguousarray(owner[0]).reshape(-1).astype(np.int32, copy=True)
         base = self.next_id
         self.values.append(Value(node.name, tuple(owner.shape[1:]), one, base))
         self.bases.append(base)
@@ -870,7 +869,7 @@ class _Pass:
             gamma = bn.weight.detach().cpu().double().numpy()
             shift = shift * gamma + bn.bias.detach().cpu().double().numpy()
             scale = scale * gamma
-        op.weight = op.weight * scale.reshape((-1,) + (1,) * (op.weight.ndim - 1))
+        op.scale = scale
         op.bias = (0.0 if op.bias is None else op.bias) * scale + shift
         op.folded = _strip(node.target)
         self.folded[node.name] = op.node
@@ -900,7 +899,7 @@ class _Pass:
         if rows is None:
             self.refuse_rows(where, o, is_conv)
         v0, e0 = v[0].reshape(-1), elem[0].reshape(-1)
-        pos = np.zeros(v0.size, dtype=np.int64)
+        pos = np.zeros(v0.size, dtype=np.int32)
         for vv in np.unique(v0[v0 >= 0]):
             sel = v0 == vv
             pos[sel] = self.values[vv].rank(e0[sel])
@@ -911,10 +910,9 @@ class _Pass:
             if isinstance(b, fx.Node) and _has_sig(ab.get(b)):
                 raise DataflowError(f"{where}: F.linear with a signal as bias cannot be mapped")
             bias = real[b] if isinstance(b, fx.Node) else b
-        w = mod.weight.detach().cpu().double().numpy().copy()
         op = WeightedOp(
             node.name, layer.name, path, mod, "conv" if is_conv else "linear",
-            [m.name for m in mats], w,
+            [m.name for m in mats], mod.weight.shape[0], None,
             None if bias is None else torch.as_tensor(bias).detach().cpu().double().numpy().copy(),
             mod.weight.dtype, self.next_col, Gather(shape, v0.astype(np.int32), pos), rows)
         if is_conv:
@@ -991,8 +989,10 @@ class _Pass:
             lay.matrices.sort(key=lambda m: (order[self.called[id(m.module)]], m.group or 0))
         keep = {int(v) for op in self.ops for v in np.unique(op.gather.value) if v >= 0}
         for i, val in enumerate(self.values):
+            val.__dict__.pop("_rank", None)  # the gathers hold the positions now
             if i not in keep:
                 val.owner = None
+                val.__dict__.pop("_sorted", None)
         pairs = np.concatenate(self.pairs) if self.pairs else np.zeros((0, 3), dtype=np.int64)
         pairs = np.unique(pairs, axis=0)
         operands = Operands(list(self.mat_names), pairs[:, 0], col_mat[pairs[:, 1]],
@@ -1020,12 +1020,11 @@ class _Pass:
         m.inputs = tuple(None if u < 0 else self.mat_names[u] for u in uniq)
         m.row_input = lut[mats + 1]
         m.row_source = col_idx[rows].astype(np.int64)
-        if op.folded is not None:
-            w = op.weight
-            fg = w.shape[0] // op.groups
-            w = w[i * fg:(i + 1) * fg]
+        if op.scale is not None:  # column j of the matrix is output i * fg + j of the op
+            fg = op.n_out // op.groups
+            scale = op.scale[i * fg:(i + 1) * fg]
             m.weights = np.ascontiguousarray(
-                w.reshape(w.shape[0], -1).astype(torch.empty(0, dtype=op.dtype).numpy().dtype).T)
+                (m.weights.astype(np.float64) * scale).astype(m.weights.dtype))
 
     def _sim_root(self) -> nn.Module:
         """float64 CPU copy of the model for the periphery, without the weighted layers'

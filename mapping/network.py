@@ -304,8 +304,10 @@ def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSp
             signals[mm.name] = _row_signals(mm, sources[mm.name], spec)
         for a, b in mm.tiles():
             units.append(Unit(f"{mm.name}/T{a}_{b}", "tile", mm.name, (a, b)))
-            if with_weights:
-                weights[f"{mm.name}/T{a}_{b}"] = np.array(mm.tile(a, b))
+            if with_weights:  # a read-only view of the mapped weights (copy it to edit it)
+                t = mm.tile(a, b).view()
+                t.flags.writeable = False
+                weights[f"{mm.name}/T{a}_{b}"] = t
         for b in range(mm.grid[1]):
             name = f"{mm.name}/A{b}"
             if name in touched or mm.name not in consumed:

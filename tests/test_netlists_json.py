@@ -100,7 +100,8 @@ def test_code_and_schema_agree():
 def test_round_trip_exact(tmp_path, encoding, dtype, weights):
     d = small_design(encoding, dtype)
     if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize == 8:  # long reprs, subnormal
-        d.tile_weights["fc1/T0_0"][0, :3] = [1 / 3, 5e-324, np.nextafter(1.0, 2.0)]
+        w = d.tile_weights["fc1/T0_0"] = d.tile_weights["fc1/T0_0"].copy()  # views are read-only
+        w[0, :3] = [1 / 3, 5e-324, np.nextafter(1.0, 2.0)]
     path = write_json(d, tmp_path / "d.json", weights=weights)
     doc = validate(path)
     assert doc["schema_version"] == 2
@@ -206,7 +207,8 @@ def test_clear_errors(tmp_path):
     with pytest.raises(NetlistError, match="route key"):
         write_json(d, tmp_path / "a.json", routing={999: [(0, 0)]})
     nan = small_design(dtype=np.float64)
-    nan.tile_weights["fc1/T0_0"][0, 0] = np.nan
+    w = nan.tile_weights["fc1/T0_0"] = nan.tile_weights["fc1/T0_0"].copy()
+    w[0, 0] = np.nan
     for mode in ("inline", "npz"):
         with pytest.raises(NetlistError, match="NaN"):
             write_json(nan, tmp_path / "a.json", weights=mode)
