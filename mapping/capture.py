@@ -30,8 +30,9 @@ How (hardware-model.md sections 1 and 3):
 
 A batch norm right after a conv or linear (its only user, eval-mode running statistics) is
 folded into the weights and bias (``WeightedOp.scale``, ``.bias``; the matrices' weights);
-other batch norms are periphery operations. Weight sharing, layers applied to constants, parameters of a weighted
-layer used outside it, and operations with no crossbar mapping raise before anything is
+other batch norms are periphery operations. Weight sharing, layers applied to constants,
+parameters of a weighted layer used outside it, and operations with no crossbar mapping raise
+before anything is
 returned.
 """
 
