@@ -32,8 +32,7 @@ A batch norm right after a conv or linear (its only user, eval-mode running stat
 folded into the weights and bias (``WeightedOp.scale``, ``.bias``; the matrices' weights);
 other batch norms are periphery operations. Weight sharing, layers applied to constants,
 parameters of a weighted layer used outside it, and operations with no crossbar mapping raise
-before anything is
-returned.
+before anything is returned.
 """
 
 import copy
