@@ -21,7 +21,17 @@ Parts (each a row, or rows, of the routing ledger; ``--only`` picks them):
    trees on arrays. Compressed = a random tile-aligned group deletion (50 % of the input-wire
    groups, 30 % of the output-wire groups, 20 % of the tiles, seed 0; routing_scale's
    ``group_deleted``): no trained checkpoint at these crossbar sizes is in the repository.
-3. ``scaling``: place + route time of the synthetic dense VGG-16 (routing_scale's
+3. ``compressed``: each of the four networks again, dense and compressed in the same run (two
+   map children, two route children each). No trained weights exist here for them, and random
+   weights have no low-rank structure (an SVD truncation at an energy tolerance keeps ~90 % of
+   every rank), so "compressed" is structural: every registered low-rank layer (the last
+   classifier and depthwise convs stay dense) SVD-truncated to a quarter of its full rank
+   (``RANK_FRACTION``; pairs that would cost more cells than the dense layer merged back, as the
+   clip stage does), then routing_scale's random crossbar-aligned group deletion at 128 rows
+   (50 % of the input-wire groups, 30 % of the output-wire groups, 20 % of the tiles of matrices
+   of at least 4 tiles; seed 0). Figures: crossbars, cells, wires, die and routing area of both,
+   and the ratios compressed / dense, as the paper's table gives them for LeNet and ConvNet.
+4. ``scaling``: place + route time of the synthetic dense VGG-16 (routing_scale's
    ``layered_design``, no torch) as trees on arrays at 512x512, 256x256, 128x128 and 64x64
    crossbars (about 1.2k, 4.4k, 17k and 68k tiles).
 
@@ -48,7 +58,9 @@ NETWORKS = ("vgg16", "resnet18", "resnet50", "mobilenet_v2")
 SWEEP = ("lenet", "convnet")
 SIZES = (32, 64, 128, 256)
 SCALES = (512, 256, 128, 64)
-PARTS = NETWORKS + ("sweep", "scaling")
+PARTS = NETWORKS + ("compressed", "sweep", "scaling")
+RANK_FRACTION = 0.25
+"""Rank kept by the ``compressed`` part's SVD truncation, as a fraction of each layer's full rank."""
 TARGETS = {"vgg16_flow_s": 60.0, "flow_s": 120.0, "peak_mb": 2048.0, "wl_over_bound": 1.3}
 
 
@@ -109,6 +121,43 @@ def child_map(name: str, out: str) -> dict:
     res = {"crossbars": net.n_crossbars, "cells": net.cells, "wires": d.total_wires,
            "nets": len(d.nets), "units": len(d.units), "map_s": round(map_s, 2),
            "map_peak_mb": round(_rss_mb(), 1), "import_mb": round(base, 1)}
+    d.tile_weights = {}
+    with open(out, "wb") as f:
+        pickle.dump(d, f)
+    return res
+
+
+def child_compressed(name: str, out: str) -> dict:
+    """The ``compressed`` part's model (see the module docstring) mapped at 128x128; its design
+    pickled without tile weights, as child_map does."""
+    import torch
+
+    import models
+    from benchmarks.routing_scale import group_deleted
+    from group_scissor.compress import merge_unprofitable
+    from mapping.network import map_model
+    from mapping.spec import CrossbarSpec
+    from models.lowrank import to_low_rank
+
+    torch.manual_seed(0)
+    info = models.info(name)
+    model = info.factory()
+    t0 = time.perf_counter()
+    mods = dict(model.named_modules())
+    full = {k: min(mods[k].weight[0].numel(), mods[k].weight.shape[0]) for k in info.low_rank_layers}
+    with torch.no_grad():
+        to_low_rank(model, list(full), {k: max(1, round(RANK_FRACTION * r)) for k, r in full.items()})
+    merged = merge_unprofitable(model)
+    group_deleted(model, 128, seed=0, min_tiles=4)
+    svd_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    net = map_model(model, CrossbarSpec(128, 128), info.input_shape)
+    d = net.design
+    res = {"crossbars": net.n_crossbars, "cells": net.cells, "wires": d.total_wires,
+           "nets": len(d.nets), "units": len(d.units), "svd_s": round(svd_s, 2),
+           "map_s": round(time.perf_counter() - t0, 2), "map_peak_mb": round(_rss_mb(), 1),
+           "low_rank_layers": len(full) - len(merged), "merged_back_to_dense": merged,
+           "dense_crossbars": net.baseline.n_crossbars, "dense_cells": net.baseline.cells}
     d.tile_weights = {}
     with open(out, "wb") as f:
         pickle.dump(d, f)
@@ -185,6 +234,30 @@ def child_scale(size: int) -> dict:
 
 # ------------------------------------------------------------------------------- driver
 
+def compressed_row(name: str) -> tuple[dict, dict]:
+    """Dense and compressed ``name`` mapped and routed in the same run; the ratios."""
+    out = {}
+    for how, kind in (("dense", "map"), ("compressed", "compressed")):
+        with tempfile.TemporaryDirectory() as tmp:
+            pkl = os.path.join(tmp, "design.pkl")
+            m = _child(kind, name, pkl)
+            r = _child("route", pkl)
+        out[how] = {**m, **{k: r[k] for k in ("overflow", "die_area_um2", "crossbar_area_um2",
+                                              "routing_area_um2", "wirelength", "wl_over_bound",
+                                              "place_s", "route_s", "grid_sites")}}
+    d, c = out["dense"], out["compressed"]
+    ratios = {"cells": c["cells"] / d["cells"], "crossbars": c["crossbars"] / d["crossbars"],
+              "wires": c["wires"] / d["wires"],
+              "routing_area": c["routing_area_um2"] / d["routing_area_um2"],
+              "die_area": c["die_area_um2"] / d["die_area_um2"]}
+    config = {"design": f"{name} random init (torch seed 0): dense, and SVD-truncated to "
+                        f"{RANK_FRACTION} of every registered low-rank layer's rank, then random "
+                        "group deletion (0.5 rows, 0.3 cols, 0.2 tiles if >= 4 tiles, seed 0)",
+              "flow": "map_model, then route_routable (auto)", "crossbar": "128x128",
+              "encoding": "differential", "rank_fraction": RANK_FRACTION}
+    return config, {**out, "ratio_to_dense": ratios}
+
+
 def network_row(name: str) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         pkl = os.path.join(tmp, "design.pkl")
@@ -215,6 +288,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         res = {"map": lambda: child_map(*rest), "route": lambda: child_route(*rest),
+               "compressed": lambda: child_compressed(*rest),
                "sweep": lambda: child_sweep(rest[0], int(rest[1])),
                "scale": lambda: child_scale(int(rest[0]))}[kind]()
         print(json.dumps(res))
@@ -225,6 +299,10 @@ def main() -> None:
     for part in args.only:
         if part in NETWORKS:
             jobs.append((f"routable-{part}-128x128", part, lambda p=part: network_row(p)))
+        elif part == "compressed":
+            for net in NETWORKS:
+                jobs.append((f"routable-compressed-{net}-128x128", net,
+                             lambda n=net: compressed_row(n)))
         elif part == "sweep":
             for model in SWEEP:
                 for s in SIZES:
@@ -253,6 +331,9 @@ def main() -> None:
 def _short(m: dict) -> dict:
     keys = ("crossbars", "map_s", "place_s", "route_s", "flow_s", "peak_mb", "overflow",
             "die_over_crossbar_area", "wl_over_bound", "seconds")
+    if "ratio_to_dense" in m:
+        return {k: round(v, 4) for k, v in m["ratio_to_dense"].items()} | {
+            "overflow": (m["dense"]["overflow"], m["compressed"]["overflow"])}
     if "default" in m:
         return {h: {k: (m[h][k]["overflow"], round(m[h][k]["wl_over_bound"], 3))
                     for k in ("dense", "compressed")} for h in ("default", "trees")}
