@@ -11,7 +11,10 @@
 
 - ``name``: readable and unique in its ledger; the scripts derive it from the settings that
   differ between runs (``--name`` overrides). A row with the same name is replaced only when
-  asked (``--replace``); the scripts check this before they train.
+  asked (``--replace``); the scripts check this before they train. A script whose row names
+  say what a part measured (benchmarks/energy.py) names the rows a new one supersedes
+  (``append(supersedes=...)``, also only with ``--replace``): they go, the new row takes their
+  place and headlines.
 - ``config``: the full effective configuration of the run (what decides its figures: recipes,
   flags, input checkpoints), ``config_hash`` the first 16 hex digits of the SHA-256 of its
   canonical JSON (sorted keys, no spaces), so two rows with the same hash ran the same thing.
