@@ -11,7 +11,10 @@
 
 - ``name``: readable and unique in its ledger; the scripts derive it from the settings that
   differ between runs (``--name`` overrides). A row with the same name is replaced only when
-  asked (``--replace``); the scripts check this before they train.
+  asked (``--replace``); the scripts check this before they train. A script whose row names
+  say what a part measured (benchmarks/energy.py) names the rows a new one supersedes
+  (``append(supersedes=...)``, also only with ``--replace``): they go, the new row takes their
+  place and headlines.
 - ``config``: the full effective configuration of the run (what decides its figures: recipes,
   flags, input checkpoints), ``config_hash`` the first 16 hex digits of the SHA-256 of its
   canonical JSON (sorted keys, no spaces), so two rows with the same hash ran the same thing.
@@ -192,18 +195,33 @@ def refuse_existing(experiment: str, name: str, replace: bool, results: Path = R
 
 
 def append(experiment: str, new: dict, *, replace: bool = False, headline_key: str | None = None,
-           make_headline: bool = False, results: Path = RESULTS) -> list[str]:
+           make_headline: bool = False, supersedes: tuple[str, ...] = (),
+           results: Path = RESULTS) -> list[str]:
     """Add ``new`` to ``experiment``'s ledger under its lock; a row of the same name is replaced
     in place only if ``replace``. ``headline_key``: the key (model) whose headline the row
-    becomes if ``make_headline`` or if the key has none yet. Returns the names of the other rows
-    with the same config_hash."""
+    becomes if ``make_headline`` or if the key has none yet. ``supersedes``: rows of other names
+    that ``new`` replaces (a benchmark part whose row name changed with what it measures; only
+    with ``replace``): they are removed, ``new`` takes the place of the first and any headline
+    that named one of them. Returns the names of the other rows with the same config_hash."""
     missing = [k for k in REQUIRED if k not in new]
     if missing:
         raise ValueError(f"row without {missing}")
+    supersedes = tuple(n for n in supersedes if n != new["name"])
+    if supersedes and not replace:
+        raise ConfigError(f"{experiment}: row {new['name']!r} would replace "
+                          f"{', '.join(map(repr, supersedes))}; pass --replace to replace them.")
     same: list[str] = []
 
     def update(doc: dict) -> dict:
         doc = doc or empty(experiment)
+        gone = [i for i, r in enumerate(doc["rows"]) if r["name"] in supersedes]
+        if gone:
+            if not any(r["name"] == new["name"] for r in doc["rows"]):
+                doc["rows"][gone[0]] = {"name": new["name"]}  # its place; filled below
+                gone = gone[1:]
+            doc["rows"] = [r for i, r in enumerate(doc["rows"]) if i not in gone]
+            doc["headline"] = {k: (new["name"] if v in supersedes else v)
+                               for k, v in doc["headline"].items()}
         at = next((i for i, r in enumerate(doc["rows"]) if r["name"] == new["name"]), None)
         if at is not None and not replace:
             old = doc["rows"][at]

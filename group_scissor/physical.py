@@ -96,7 +96,7 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     ``route_settings``: RouteConfig fields over the grid its technology gives."""
     from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
     from mapping.placement import PlaceConfig
-    from mapping.routing import RouteConfig, route_routable, wants_trees
+    from mapping.routing import RouteConfig
     from netlists import read_netlist
     from netlists import write_json as write_netlist
 
@@ -108,19 +108,10 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     place_cfg = place_cfg if place_cfg is not None else PlaceConfig()
     route_cfg = RouteConfig.for_spec(spec_of(net), **(route_settings or {}))
     d = net.design
-    # the design and its baseline are laid down the same way (trees or not), decided on the
-    # baseline (the bigger), so that routing_area_ratio compares like with like
-    trees = wants_trees(dense if dense is not None else d, route_cfg)
-    site = spec_of(net).crossbar_area_um2  # a site: one crossbar with its periphery
-    res = route_routable(d, place_cfg, route_cfg, trees=trees, site_area_um2=site)
+    res, resd = route_with_baseline(d, dense, place_cfg, route_cfg,
+                                    spec_of(net).crossbar_area_um2)
     pl, rt = res.placement, res.routing
-    if dense is None:  # a design made elsewhere, without its baseline: no ratio to report
-        pld = rtd = resd = None
-    elif _same(d, dense):  # same input and settings, same result: do it once
-        pld, rtd, resd = pl, rt, res
-    else:
-        resd = route_routable(dense, place_cfg, route_cfg, trees=trees, site_area_um2=site)
-        pld, rtd = resd.placement, resd.routing
+    pld, rtd = (None, None) if resd is None else (resd.placement, resd.routing)
     rep = report(rt, dense=rtd).to_dict()
     rep["routable"] = res.to_dict()
     if resd is not None:
@@ -147,6 +138,24 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     write_json(out / "routing.json", rep, indent=1)
     write_json(out / "metrics.json", rep, indent=1)
     return rep
+
+
+def route_with_baseline(d, dense, place_cfg, route_cfg, site_area_um2: float):
+    """(Routable of design ``d``, Routable of its dense baseline ``dense`` or None): both by
+    ``route_routable`` with the same settings, laid down the same way (trees or not, decided on
+    the baseline, the bigger), so that routing_area_ratio compares like with like. A baseline
+    equal to the design (a dense model) is routed once. ``site_area_um2``: one crossbar with
+    its periphery. What the route stage does, without its files (benchmarks/energy.py)."""
+    from mapping.routing import route_routable, wants_trees
+
+    trees = wants_trees(dense if dense is not None else d, route_cfg)
+    res = route_routable(d, place_cfg, route_cfg, trees=trees, site_area_um2=site_area_um2)
+    if dense is None:  # a design made elsewhere, without its baseline: no ratio to report
+        return res, None
+    if _same(d, dense):  # same input and settings, same result: do it once
+        return res, res
+    return res, route_routable(dense, place_cfg, route_cfg, trees=trees,
+                               site_area_um2=site_area_um2)
 
 
 def _same(a, b) -> bool:

@@ -177,3 +177,15 @@ def test_ir_drop_benchmark_records_its_table(tmp_path):
     assert [x["r_wire_ohm"] for x in res["single_tiles"]] == [1.0, 10.0]
     assert all(x["model_err"] < 1e-9 for x in res["single_tiles"])
     assert "ngspice s" in r.stdout
+
+
+def test_a_row_supersedes_others_only_when_asked(tmp_path):
+    for name in ("old", "keep", "older"):
+        ledger.append("energy", _row(name, n=name), headline_key=name, results=tmp_path)
+    with pytest.raises(ConfigError, match="pass --replace"):
+        ledger.append("energy", _row("new"), supersedes=("old",), results=tmp_path)
+    ledger.append("energy", _row("new"), replace=True, headline_key="x",
+                  supersedes=("old", "older", "absent"), results=tmp_path)
+    doc = ledger.load("energy", tmp_path)
+    assert [r["name"] for r in doc["rows"]] == ["new", "keep"]  # in the first one's place
+    assert doc["headline"] == {"old": "new", "keep": "keep", "older": "new", "x": "new"}

@@ -223,3 +223,36 @@ def test_map_and_route_stages_write_energy_and_the_report_shows_it(tmp_path):
            "stage_seconds": {}, "energy": routed}
     md = report_markdown(rep, tmp_path)
     assert "## Energy and latency" in md and "| **total** |" in md and "| conv1 | 576 |" in md
+
+
+def test_energy_benchmark_takes_the_shipped_checkpoints_when_listed(monkeypatch):
+    from benchmarks import energy as bench
+    from models import pretrained
+
+    listed = ["lenet:dense", "lenet:group-scissor"]
+    monkeypatch.setattr(pretrained, "available", lambda: listed)
+    assert bench.shipped("convnet") is None  # not shipped: random weights, and the row says so
+    assert bench.row_name("convnet") == "convnet-energy-random-init-svd0.3+random-deletion-64x64"
+    listed += ["convnet:dense", "convnet:group-scissor"]
+    monkeypatch.setattr(pretrained, "entry", lambda n: {"config": {"crossbar": "32x32 offset"}})
+    assert bench.shipped("convnet") == {"dense": "convnet:dense",
+                                        "compressed": "convnet:group-scissor"}
+    assert bench.shipped_spec("convnet:group-scissor") == CrossbarSpec(32, 32, "offset")
+    assert bench.row_name("convnet") == "convnet-energy-shipped-dense+group-scissor-32x32"
+
+
+def test_energy_benchmark_routes_the_shipped_lenet_as_the_route_stage():
+    from benchmarks import energy as bench
+    from models import pretrained
+
+    if not {"lenet:dense", "lenet:group-scissor"} <= set(pretrained.available()):
+        pytest.skip("the LeNet checkpoints are not shipped")
+    config, m = bench.small("lenet")
+    assert config["checkpoints"]["compressed"]["name"] == "lenet:group-scissor"
+    assert m["dense_checkpoint_is_the_baseline"]  # a trained dense net maps to every tile
+    assert m["overflow"] == m["dense_overflow"] == 0
+    assert m["routing"]["compressed"]["die_area_um2"] < m["routing"]["dense"]["die_area_um2"]
+    e = m["energy"]
+    assert e["routed"] and e["dense"]["routed"] and 0 < e["interconnect_share"] < 1
+    assert e["ratio_to_dense"]["energy"] < 1
+    assert m["tiles"] == {"compressed": 36, "dense": 233}  # the manifest's group_deletion row
