@@ -91,8 +91,10 @@ def chip_accuracies(mapped, device: DeviceModel, seeds: int, x, y, calibration,
 def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: int = 5,
              spec: CrossbarSpec | None = None, data_dir=None,
              calibration_samples: int = CALIBRATION_SAMPLES, compute_dtype=torch.float32,
-             test_samples: int | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """The report of ``group-scissor evaluate`` (see the module docstring)."""
+             test_samples: int | None = None, log: Callable[[str], None] | None = None,
+             dataset: str | None = None) -> dict:
+    """The report of ``group-scissor evaluate`` (see the module docstring); ``dataset``: the
+    test and calibration data (default: the model's own data set)."""
     import models
     from group_scissor.data import load_dataset
     from models.checkpoint import load_model
@@ -109,7 +111,8 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
     model_name = resolve_model(checkpoint, model_name)
     info = models.info(model_name)
     model = load_model(model_name, checkpoint).eval()
-    data = load_dataset(info.default_dataset, data_dir)
+    dataset = info.default_dataset if dataset is None else dataset
+    data = load_dataset(dataset, data_dir)
     start = time.perf_counter()
     mapped = map_model(model, spec, info.input_shape)
     x, y = data.test.x[:test_samples], data.test.y[:test_samples]
@@ -122,7 +125,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
             f"{file.get('name', device_file)}")
     accs, deterministic = chip_accuracies(mapped, device, seeds, x, y, calib, compute_dtype, log)
     return {
-        "model": model_name, "checkpoint": str(checkpoint), "dataset": info.default_dataset,
+        "model": model_name, "checkpoint": str(checkpoint), "dataset": dataset,
         "crossbar": {k: v for k, v in spec.to_dict().items() if k != "tech"} | {"slices": spec.slices},
         "n_crossbars": mapped.n_crossbars,
         "device_file": str(device_file), "device_name": file.get("name"),
@@ -131,7 +134,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
         "seeds": list(range(device.seed, device.seed + seeds)), "deterministic": deterministic,
         "test_samples": len(y), "full_test_set": len(y) == len(data.test.y),
         "calibration_samples": len(calib),
-        "calibration": f"first {len(calib)} images of the {info.default_dataset} training split",
+        "calibration": f"first {len(calib)} images of the {dataset} training split",
         "accuracies": accs, "accuracy": summary(accs),
         "ideal_accuracy": ideal_acc, "pytorch_accuracy": torch_acc,
         "compute_dtype": str(compute_dtype).replace("torch.", ""),
