@@ -12,22 +12,54 @@ test set) and classifies the whole test split in batches. Beside it: the ideal c
 same mapping (exact; with sliced weights, the quantized weights) and the model in PyTorch.
 A device with no random effect (no variation, faults or read noise) gives the same chip for
 every seed: it is evaluated once and the report says so (``deterministic``).
+
+``compile`` runs the same evaluation as its stage 7-evaluate when ``[evaluate] device_file`` is
+set (``EvaluateConfig``; group_scissor/pipeline.py).
 """
 
 import dataclasses
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from common.errors import ConfigError
+from common.errors import ConfigError, check_ranges
 from mapping import CrossbarSpec, DeviceModel, map_model
 from mapping.devices import describe
 
 CALIBRATION_SAMPLES = 256
 BATCH = 1000
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """compile's stage 7-evaluate: accuracy of the final network, mapped as 4-map maps it, on
+    chips of a device file (the report of ``group-scissor evaluate``). All fields are
+    validated; the device file itself is read by ``pipeline.validate`` before any training."""
+
+    device_file: str | None = None
+    """Device preset name (ideal, rram_4bit, rram_neurosim: mapping/presets/devices) or a TOML
+    device file; None: no device evaluation (the stage is not run and the report says 'not
+    evaluated')."""
+    seeds: int = 5
+    """Chips to program: seeds SEED .. SEED+N-1 (SEED from the device file, default 0)."""
+    calibration_samples: int = CALIBRATION_SAMPLES
+    """Training images that calibrate the DAC and ADC ranges."""
+    test_samples: int | None = None
+    """Only the first N test images (a quick look); None: the full test set."""
+
+    def __post_init__(self) -> None:
+        if self.device_file is not None and (not isinstance(self.device_file, str)
+                                             or not self.device_file.strip()):
+            raise ConfigError(f"EvaluateConfig.device_file must be a preset name or a file path, "
+                              f"got {self.device_file!r}")
+        checks = [("seeds", 1, 10**6), ("calibration_samples", 1, 10**9)]
+        if self.test_samples is not None:
+            checks.append(("test_samples", 1, 10**9))
+        check_ranges("EvaluateConfig", self, checks)
 
 
 def resolve_model(checkpoint: str, model: str | None) -> str:
