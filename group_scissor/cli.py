@@ -181,20 +181,23 @@ def export(cfg, checkpoint: Checkpoint = None, design: Design = None,
 
 @settings_command(app, "compile", top=DATA + HARDWARE + ("tech", "baseline_checkpoint", "formats")
                   + DISTILL, sections=("train", "clip_train", "clip", "prune_train", "prune",
-                                       "place", "route"))
+                                       "place", "route", "evaluate"))
 def compile_(cfg, out: Out = Path("runs/compile"), force: Force = False,
              quiet: Quiet = False) -> None:
     """End to end: dense baseline, rank clipping, group deletion, mapping, placement and
-    routing, netlists and report (OUT/report.json, OUT/report.md). Re-running resumes;
+    routing, netlists and report (OUT/report.json, OUT/report.md); with --device-file also the
+    accuracy on --seeds chips of that device (as 'evaluate' reports it). Re-running resumes;
     every setting is checked before the first stage starts."""
     from group_scissor.pipeline import compile as run_compile
+    from group_scissor.report import device_line
 
     rep = run_compile(cfg, out, force=force, progress=not quiet,
                       log=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"{cfg.model} on {cfg.dataset}: accuracy {rep['accuracy']['baseline']:.4f} -> "
                f"{rep['accuracy']['final']:.4f}; cell area {rep['cell_area_ratio']:.2%}, "
                f"crossbars {rep['crossbar_area_ratio']:.2%}, routing area "
-               f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense -> {out}/report.md")
+               f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense; "
+               f"{device_line(rep['device_accuracy'])} -> {out}/report.md")
 
 
 def verify(data_dir: Annotated[Path | None, typer.Option(

@@ -5,7 +5,7 @@ CLI flags (``--set section.field=value``), saved beside the results.
 
 TOML layout: top-level keys (schema_version, model, dataset, data_dir, crossbar, encoding,
 tech, baseline_checkpoint, formats, distill_weight, distill_temperature) and one table per stage:
-[train], [clip_train], [clip], [prune_train], [prune], [place], [route]. Every command reads
+[train], [clip_train], [clip], [prune_train], [prune], [place], [route], [evaluate]. Every command reads
 this one schema (``--config FILE``, ``--set section.field=VALUE``, and flags generated from the
 fields: group_scissor/flags.py). The technology (cell and periphery areas, gcell size, wire
 pitch, routing layers) is defined once, by the ``tech`` file; [route] derives its grid from it.
@@ -23,6 +23,7 @@ from pathlib import Path
 from common.errors import ConfigError
 from group_scissor.compress import ClipStageConfig
 from group_scissor.distill import DistillConfig
+from group_scissor.evaluate import EvaluateConfig
 from group_scissor.prune import PruneConfig
 from group_scissor.resume import SCHEMA_VERSION
 from group_scissor.train import TrainConfig
@@ -76,6 +77,8 @@ class CompileConfig:
     """Global routing; its gcell grid and track capacity come from the technology (None: all
     defaults; RouteConfig.for_spec). Set gcell_um, wire_pitch_um and routing_layers in the
     ``tech`` file, not here."""
+    evaluate: EvaluateConfig = EvaluateConfig()
+    """Accuracy under device effects (stage 7-evaluate): run only when device_file is set."""
 
     def __post_init__(self) -> None:
         spec = self.spec()  # validates crossbar, encoding and the technology file

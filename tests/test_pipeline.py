@@ -33,10 +33,29 @@ def test_config_round_trips_through_toml(tmp_path):
     (["model.x=1"], "model is a single value, not a table"),
     (["prune.threshold=[1]"], "prune.threshold must be a number"),
     (["prune.rebalance=1"], "must be true or false"),
-    (["prune.layers={a=1}"], "prune.layers must be a list")])
+    (["prune.layers={a=1}"], "prune.layers must be a list"),
+    (["evaluate.seeds=0"], r"EvaluateConfig.seeds must be in \[1, "),
+    (["evaluate.seeds=2.5"], "evaluate.seeds must be a whole number"),
+    (["evaluate.test_samples=0"], r"EvaluateConfig.test_samples must be in \[1, "),
+    (["evaluate.calibration_samples=-1"], "EvaluateConfig.calibration_samples must be in"),
+    (["evaluate.device_file="], "EvaluateConfig.device_file must be a preset name"),
+    (["evaluate.device_file=[1]"], "evaluate.device_file must be text")])
 def test_bad_settings_are_named(override, needle):
     with pytest.raises((ConfigError, ValueError), match=needle):
         CompileConfig.load(None, override)
+
+
+def test_evaluate_settings_round_trip_and_have_flags(tmp_path):
+    cfg = CompileConfig.load(None, ["evaluate.device_file=rram_4bit", "evaluate.seeds=3",
+                                    "evaluate.test_samples=100"])
+    assert (cfg.evaluate.device_file, cfg.evaluate.seeds, cfg.evaluate.test_samples) == (
+        "rram_4bit", 3, 100)
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert "[evaluate]" in cfg.to_toml() and CompileConfig.load(tmp_path / "c.toml") == cfg
+    assert CompileConfig().evaluate.device_file is None  # off unless asked for
+    r = CliRunner().invoke(app, ["compile", "--help"], terminal_width=200)
+    for flag in ("--device-file", "--seeds", "--calibration-samples", "--test-samples"):
+        assert flag in r.output, flag
 
 
 def test_a_toml_value_of_the_wrong_kind_is_named(tmp_path):
@@ -67,6 +86,7 @@ def test_compile_runs_resumes_and_reports(tmp_path):
     assert set(rep["accuracy"]) == {"baseline", "rank_clipped", "final"}
     assert 0 < rep["cell_area_ratio"] < 1.5 and rep["routing_area_ratio"] is not None
     assert set(rep["stage_seconds"]) == {"train", "clip", "prune", "map", "route", "export"}
+    assert rep["device_accuracy"] is None and not (tmp_path / "7-evaluate").exists()
     for f in ("report.json", "report.md", "config.toml", "2-clip/ranks.png",
               "5-route/routing.json", "6-export/chip.json", "6-export/chip.v"):
         assert (tmp_path / f).is_file(), f
