@@ -39,13 +39,15 @@ def technology(spec) -> dict:
 
 
 def spec_of(netlist):
-    """The CrossbarSpec a design file was mapped with (crossbar, encoding, technology)."""
+    """The CrossbarSpec a design file was mapped with (crossbar, encoding, weight precision
+    and slices, technology)."""
     from mapping.spec import CrossbarSpec, Technology
 
     d = netlist.design
     names = {f.name for f in dataclasses.fields(Technology)}
     tech = Technology(**{k: v for k, v in netlist.technology.items() if k in names})
-    return CrossbarSpec(d.crossbar_rows, d.crossbar_cols, d.encoding, tech)
+    return CrossbarSpec(d.crossbar_rows, d.crossbar_cols, d.encoding, tech, d.weight_bits,
+                        d.cell_bits)
 
 
 def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict:
