@@ -318,16 +318,18 @@ def slice_count(weight_bits: int | None, cell_bits: int | None) -> int:
 
 def check_bits(weight_bits, cell_bits, where: str = "CrossbarSpec") -> None:
     """ConfigError unless ``weight_bits``/``cell_bits`` are a valid precision (section 2):
-    each None or an int in 1..32, weight_bits >= 2, cell_bits only with weight_bits."""
+    each None or an int in 1..32, weight_bits >= 2, cell_bits only with weight_bits. The
+    message names the fields ``<where>.weight_bits`` (``where`` empty: bare names)."""
+    at = f"{where}." if where else ""
     for name, v in (("weight_bits", weight_bits), ("cell_bits", cell_bits)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32):
-            raise ConfigError(f"{where}.{name} must be an int in 1..32 or None, got {v!r}")
+            raise ConfigError(f"{at}{name} must be an int in 1..32 or None, got {v!r}")
     if weight_bits is not None and weight_bits < 2:
-        raise ConfigError(f"{where}.weight_bits must be >= 2 (a sign bit and at least one "
+        raise ConfigError(f"{at}weight_bits must be >= 2 (a sign bit and at least one "
                           f"magnitude bit), got {weight_bits}")
     if cell_bits is not None and weight_bits is None:
-        raise ConfigError(f"{where}.cell_bits slices weights of a fixed precision: set "
-                          "weight_bits too (e.g. weight_bits=8, cell_bits=2)")
+        raise ConfigError(f"{at}cell_bits slices weights of a fixed precision: set "
+                          f"{at}weight_bits too (e.g. weight_bits=8, cell_bits=2)")
 
 
 def tracks_per_edge(gcell_um: float, wire_pitch_um: float, routing_layers: int) -> int:
