@@ -243,9 +243,13 @@ def test_sliced_weights_flow_through_map_route_and_export(tmp_path, tiny_mlp):
     assert e4["interconnect_pj"] > e1["interconnect_pj"] > 0  # longer wires, same buses
     assert read_netlist(tmp_path / "r4" / "routed.json").design.slices == 4
 
-    ex = export_stage(tmp_path / "m4", tmp_path / "e4", ("json", "verilog"), tmp_path / "r4")
+    ex = export_stage(tmp_path / "m4", tmp_path / "e4", ("json", "spice", "verilog"),
+                      tmp_path / "r4")
     assert ex["crossbars"] == ms["n_crossbars"] == 4 * ex["tiles"] and ex["slices"] == 4
     assert read_netlist(tmp_path / "e4" / "chip.json").design.cell_bits == 2
+    spice = (tmp_path / "e4" / "chip.sp").read_text()  # every slice a crossbar subcircuit
+    assert "* @slices 4 shifts 1 4 16 64" in spice
+    assert spice.count("* @tile ") == ex["tiles"] and spice.count(".subckt ") == ex["crossbars"]
 
 
 def test_map_route_export_commands_take_the_weight_precision(tmp_path):
