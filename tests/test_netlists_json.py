@@ -355,7 +355,7 @@ def test_bad_weight_precision_is_refused(tmp_path, edit, match):
 
 
 @pytest.mark.parametrize("bits, match", [
-    ((None, 2), "set weight_bits too"), ((1, None), "must be >= 2"), ((8, 0), "1..32"),
+    ((None, 2), "set design.weight_bits too"), ((1, None), "must be >= 2"), ((8, 0), "1..32"),
     ((8, True), "1..32")])
 def test_writer_refuses_bad_weight_precision(tmp_path, bits, match):
     d = dataclasses.replace(small_design(), weight_bits=bits[0], cell_bits=bits[1])
@@ -683,7 +683,8 @@ VALUE = st.recursive(LEAF, lambda c: st.one_of(st.lists(c, max_size=4),
 KEYS = ["name", "kind", "matrix", "block", "site", "slot", "weights", "storage", "dtype", "shape",
         "data", "key", "id", "src", "dst", "width", "route", "producers", "rows", "blocks",
         "source", "live", "source_key", "live_key", "path", "sha256", "grid_gcells",
-        "grid_sites", "output_units_per_site", "gcells_per_site", "gcell_um", "net_model", "x"]
+        "grid_sites", "output_units_per_site", "gcells_per_site", "gcell_um", "net_model",
+        "weight_bits", "cell_bits", "slices", "x"]
 
 
 @pytest.fixture(scope="module")
@@ -719,10 +720,19 @@ def _mutate(data, doc: dict) -> list[str]:
     """Apply one random mutation somewhere in ``doc``; returns raw JSON texts to splice in."""
     raws: list[str] = []
     op = data.draw(st.sampled_from(["replace", "raw", "delete", "add", "duplicate", "dtype",
-                                    "weights_file", "int", "int", "drop_optional"]))
+                                    "weights_file", "int", "int", "drop_optional",
+                                    "precision"]))
+    if op == "precision":  # weight_bits / cell_bits / slices: valid ones flow through sliced
+        xb = doc.get("crossbar")
+        if isinstance(xb, dict):
+            for k in ("weight_bits", "cell_bits", "slices"):
+                if data.draw(st.booleans()):
+                    xb[k] = data.draw(st.one_of(st.integers(0, 34), LEAF))
+        return raws
     if op == "dtype":
-        units = [u for u in doc.get("units", []) if isinstance(u, dict)
-                 and isinstance(u.get("weights"), dict)]
+        listed = doc.get("units")  # an earlier mutation may have replaced the list
+        units = [u for u in (listed if isinstance(listed, list) else [])
+                 if isinstance(u, dict) and isinstance(u.get("weights"), dict)]
         if units:
             data.draw(st.sampled_from(units))["weights"]["dtype"] = data.draw(
                 st.sampled_from(STRINGS[5:15]))
