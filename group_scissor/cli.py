@@ -33,7 +33,8 @@ Checkpoint = Annotated[Path | None, typer.Option(
     help="Trained checkpoint (checkpoint.pt of train/clip/prune); default: a fresh model.")]
 Design = Annotated[Path | None, typer.Option(
     help="A mapped design (design.json of 'group-scissor map', or its folder) instead of "
-         "--model/--checkpoint.")]
+         "--model/--checkpoint; its crossbar, encoding and weight precision (weight_bits, "
+         "cell_bits) are the ones it was mapped with.")]
 
 DATA = ("model", "dataset", "data_dir")
 HARDWARE = ("crossbar", "encoding")
