@@ -280,7 +280,9 @@ def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) ->
     pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw, *kd], prune)
     final_ckpt = out / pruned["metrics"]["checkpoint"]
     spec = cfg.spec()
-    r.run(4, "map", [hw, spec.tech.to_dict()],
+    # weight_bits / cell_bits: the map stage on (training does not see them); only when set,
+    # so an unsliced run keeps its fingerprint
+    r.run(4, "map", [hw, spec.tech.to_dict(), *([cfg.bits] if cfg.bits else [])],
           lambda folder, _: map_stage(cfg.model, final_ckpt, spec, folder))
     route_settings = {k: v for k, v in asdict(cfg.route).items() if k not in TECH_ROUTE_FIELDS}
     r.run(5, "route", [asdict(cfg.place), route_settings],

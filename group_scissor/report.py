@@ -17,9 +17,7 @@ def _load(path: Path) -> dict:
 
 
 def build_report(cfg, out: Path, records: dict) -> dict:
-    from mapping.spec import CrossbarSpec
-
-    spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)
+    spec = cfg.spec()  # with the weight precision and technology the map stage used
     mapping = _load(out / "4-map" / "mapping.json")
     clip_map = _load(out / "2-clip" / "mapping.json")
     routing = _load(out / "5-route" / "routing.json")
@@ -44,7 +42,8 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "final": records["prune"]["metrics"]["test_accuracy"],
     }
     return {
-        "model": cfg.model, "dataset": cfg.dataset, "crossbar": spec.to_dict(),
+        "model": cfg.model, "dataset": cfg.dataset,
+        "crossbar": {**spec.to_dict(), "slices": spec.slices},  # crossbars per tile
         "accuracy": acc,
         "rank_clipped": {
             "cell_area_ratio": clip_map.get("cell_area_ratio"),
@@ -110,6 +109,17 @@ def _ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def _precision(xb: dict) -> str:
+    """The weight precision of a report's crossbar, as a phrase (empty for analog weights)."""
+    if xb.get("weight_bits") is None:
+        return ""
+    if xb.get("cell_bits") is None:
+        return f", {xb['weight_bits']}-bit weights (one cell each)"
+    return (f", {xb['weight_bits']}-bit weights sliced over {xb['slices']} crossbars of "
+            f"{xb['cell_bits']}-bit cells per tile (crossbar counts, area and energy include "
+            "the slices)")
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
@@ -124,7 +134,7 @@ def report_markdown(rep: dict, out: Path) -> str:
     lines = [
         f"# Group Scissor report: {rep['model']} on {rep['dataset']}",
         "",
-        f"Crossbar {xb['rows']}x{xb['cols']} {xb['encoding']}.",
+        f"Crossbar {xb['rows']}x{xb['cols']} {xb['encoding']}{_precision(xb)}.",
         "",
         "| | crossbar area (cells, % of dense) | crossbar count (% of dense) | routing area "
         "(% of dense) | wires (% of dense) | accuracy |",

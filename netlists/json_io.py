@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mapping.design import Design, Net, RowSignals, Unit
+from mapping.spec import slice_count
 from netlists._common import (
     MAX_ROW_SIGNAL_CELLS,
     NetlistError,
@@ -120,6 +121,19 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+def _crossbar(design: Design) -> dict:
+    """The "crossbar" object: size, encoding, logical columns and, when set, the weight
+    precision (weight_bits; with cell_bits, the slices each tile is made of)."""
+    d = {"rows": design.crossbar_rows, "cols": design.crossbar_cols, "encoding": design.encoding,
+         "logical_cols": logical_cols(design.crossbar_cols, design.encoding)}
+    if design.weight_bits is not None:
+        d["weight_bits"] = int(design.weight_bits)
+    if design.cell_bits is not None:
+        d["cell_bits"] = int(design.cell_bits)
+        d["slices"] = design.slices
+    return d
+
+
 def _weights_head(w: np.ndarray, inline: bool, key: str) -> dict:
     entry = {"storage": "inline" if inline else "npz", "dtype": w.dtype.str, "shape": list(w.shape)}
     return {**entry, "data": []} if inline else {**entry, "key": key}
@@ -187,9 +201,7 @@ def write_json(design_or_mapped: Any, path: str | os.PathLike, placement: Any = 
         head = json.loads(_dumps({
             "schema_version": SCHEMA_VERSION,
             "format": FORMAT,
-            "crossbar": {"rows": design.crossbar_rows, "cols": design.crossbar_cols,
-                         "encoding": design.encoding,
-                         "logical_cols": logical_cols(design.crossbar_cols, design.encoding)},
+            "crossbar": _crossbar(design),
             "technology": _technology(technology),
             "weights_file": None,
             "layout": layout_info(placement, routing),
@@ -474,6 +486,11 @@ def _parse(doc: dict, path: Path, npz: _Npz | None) -> JsonNetlist:
     if xb["logical_cols"] != lcols:
         raise NetlistError(f"{path}: crossbar.logical_cols is {xb['logical_cols']}, but a {cols}-"
                            f"column {encoding} crossbar has {lcols}")
+    weight_bits, cell_bits = xb.get("weight_bits"), xb.get("cell_bits")
+    if "slices" in xb and xb["slices"] != slice_count(weight_bits, cell_bits):
+        raise NetlistError(f"{path}: crossbar.slices is {xb['slices']}, but {weight_bits}-bit "
+                           f"weights in {cell_bits}-bit cells take "
+                           f"{slice_count(weight_bits, cell_bits)}")
     units, tile_weights, sites, slots, spans = [], {}, {}, {}, {}
     for d in doc["units"]:
         name = d["name"]
@@ -523,7 +540,8 @@ def _parse(doc: dict, path: Path, npz: _Npz | None) -> JsonNetlist:
             live = _inline_array(e["live"], "|b1", [n, nb], f"{what}: live")
             source = np.array(e["source"], dtype=np.int64)
         signals[m] = RowSignals(tuple(e["producers"]), source, live)
-    design = Design(units, nets, rows, cols, encoding, tile_weights, signals)
+    design = Design(units, nets, rows, cols, encoding, tile_weights, signals, weight_bits,
+                    cell_bits)
     try:
         check_design(design)
         check_layout(design, sites, slots, routes, doc["layout"], spans)
