@@ -25,7 +25,7 @@ from group_scissor.group_lasso import (
     group_stats,
     grouped_matrices,
 )
-from group_scissor.prune import PruneConfig, parse_layer_lambda
+from group_scissor.prune import PruneConfig, parse_layer_lambda, tile_panels
 from group_scissor.train import TrainConfig, Trainer
 from mapping import CrossbarSpec, map_model
 from models.checkpoint import load_model
@@ -589,3 +589,64 @@ def test_grouped_penalty_callback_and_stats_match_each_matrix():
     assert group_stats(cb.mats)["penalty"] == pytest.approx(expect, rel=1e-5)
     p.backward()
     assert model.dw.weight.grad is not None and model.dw.weight.grad.abs().sum() > 0
+
+
+class TinyDepthwise(torch.nn.Module):
+    """conv1 1->8 /2, depthwise 3x3 /2 (eight 9 x 1 matrices), pointwise 8->16, global pool, fc:
+    a MobileNet block small enough for the prune command in a test."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.dw = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+        self.pw = torch.nn.Conv2d(8, 16, 1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.dw(torch.relu(self.conv1(x))))
+        return self.fc(torch.relu(self.pw(x)).mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_depthwise():
+    models.register("tiny-depthwise", TinyDepthwise, input_shape=LENET, num_classes=10)
+    yield "tiny-depthwise"
+    models.registry._REGISTRY.pop("tiny-depthwise")
+
+
+def test_prune_command_on_a_depthwise_model(tiny_depthwise, tmp_path):
+    out = tmp_path / "run"
+    args = ["prune", "--model", tiny_depthwise, "--dataset", "digits", "--epochs", 2,
+            "--fine-tune-epochs", 1, "--lambda", "*=0.05,dw=0.5", "--batch-size", 256,
+            "--lr", 0.05, "--crossbar", "16x16", "--out", out, "--quiet"]
+    r = CliRunner().invoke(cli_app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    w = json.loads((out / "wires.json").read_text())
+    assert [x["name"] for x in w["layers"]] == ["conv1", "dw", "pw", "fc"]
+    dw = w["layers"][1]
+    assert [x["name"] for x in dw["matrices"]] == [f"dw.g{i}" for i in range(8)]
+    assert all(x["shape"] == [9, 1] for x in dw["matrices"])
+    deleted = w["deleted"]["groups"]
+    assert set(deleted) == {"conv1", "pw", "fc"} | {f"dw.g{i}" for i in range(8)}
+    assert 0 < sum(deleted[f"dw.g{i}"]["input"] for i in range(8)) < 8 * 9  # some, not all
+    assert w["total"]["wires"] < w["before"]["wires"]
+    assert dw["wires"] < dw["dense"]["wires"]
+    for x in dw["matrices"]:
+        assert x["input_wires"] == x["input_groups"] - x["zero_input_groups"]
+    assert (out / "tiles.png").stat().st_size > 0
+    model = load_model(tiny_depthwise, out / "checkpoint.pt")  # the masks come back
+    mask = model.dw.weight_mask
+    assert not model.dw.weight[mask == 0].any() and (mask == 0).any()
+
+
+def test_tiles_plot_draws_a_grouped_conv_as_one_panel():
+    model = grouped_net()
+    with torch.no_grad():
+        model.dw.weight[3] = 0
+    panels = tile_panels(map_model(model, CrossbarSpec(8, 8, "unsigned"), LENET))
+    assert [p[0].split(":")[0].split(" ")[0] for p in panels] == ["conv1", "grouped", "dw", "fc"]
+    title, status, hlines, vlines = panels[2]
+    assert title.startswith("dw: 16 groups of 9x1: 30/32 tiles") and status.shape == (9, 16)
+    assert hlines == [8] and vlines == list(range(1, 16))
+    assert (status[:, 3] == 4).all() and (status[:, 2] == 0).all()  # both wires deleted; live
+    assert panels[1][1].shape == (18, 16) and panels[1][3] == [4, 8, 12]
