@@ -2,6 +2,7 @@
 
     python benchmarks/device_accuracy.py                        # the shipped LeNets (and ConvNets)
     python benchmarks/device_accuracy.py --plot runs/device_accuracy.png
+    python benchmarks/device_accuracy.py --only convnet --plot runs/device_accuracy_convnet.png
     python benchmarks/device_accuracy.py --network dense=runs/bench/lenet/checkpoint.pt \\
         --network group-scissor=runs/x/checkpoint.pt --test-samples 1000     # a quick look
 
@@ -66,7 +67,8 @@ def networks(args) -> list[tuple[str, str, str]]:
     from models import pretrained
 
     shipped = pretrained.available()
-    return [(name.split(":")[0], name.split(":")[1], name) for name in SHIPPED if name in shipped]
+    return [(name.split(":")[0], name.split(":")[1], name) for name in SHIPPED
+            if name in shipped and name.split(":")[0] in args.only]
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -102,6 +104,8 @@ def main() -> None:
                     help="evaluate this checkpoint as VARIANT (repeatable) instead of the shipped ones")
     ap.add_argument("--model", default=None, help="model of the --network checkpoints (default: "
                     "the config.json beside each)")
+    ap.add_argument("--only", nargs="+", default=["lenet", "convnet"], choices=["lenet", "convnet"],
+                    help="shipped models to evaluate (default: both, those shipped)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--crossbar", default="64x64")
     ap.add_argument("--encoding", default="differential")
@@ -119,11 +123,12 @@ def main() -> None:
     from models.checkpoint import load_model
 
     nets = networks(args)
-    if not any(m == "lenet" for m, _, _ in nets):
+    if not nets:
         from models import pretrained
 
+        have = ", ".join(pretrained.available()) or "none"
         print("device_accuracy: skipped. It needs trained checkpoints and this installation ships "
-              f"none of {', '.join(SHIPPED[:2])} (shipped: {', '.join(pretrained.available()) or 'none'}; "
+              f"none of the {', '.join(args.only)} ones in {', '.join(SHIPPED)} (shipped: {have}; "
               "benchmarks/ship_checkpoints.py writes them). Nothing was trained or recorded; run "
               "it again once they ship, or pass --network VARIANT=CHECKPOINT.")
         return

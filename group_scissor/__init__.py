@@ -15,6 +15,7 @@ _EXPORTS = {
     "compile": "group_scissor.pipeline", "GroupLasso": "group_scissor.group_lasso",
     "GroupLassoConfig": "group_scissor.group_lasso", "PruneConfig": "group_scissor.prune",
     "DistillConfig": "group_scissor.distill", "Distillation": "group_scissor.distill",
+    "EvaluateConfig": "group_scissor.evaluate",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -33,10 +33,13 @@ Checkpoint = Annotated[Path | None, typer.Option(
     help="Trained checkpoint (checkpoint.pt of train/clip/prune); default: a fresh model.")]
 Design = Annotated[Path | None, typer.Option(
     help="A mapped design (design.json of 'group-scissor map', or its folder) instead of "
-         "--model/--checkpoint.")]
+         "--model/--checkpoint; its crossbar, encoding and weight precision (weight_bits, "
+         "cell_bits) are the ones it was mapped with.")]
 
 DATA = ("model", "dataset", "data_dir")
 HARDWARE = ("crossbar", "encoding")
+BITS = ("weight_bits", "cell_bits")
+"""The weight precision (bit slicing): map and the stages after it, not training."""
 DISTILL = ("distill_weight", "distill_temperature")
 
 
@@ -113,7 +116,7 @@ def prune(cfg, checkpoint: Checkpoint = None, teacher: Teacher = None,
                    f"of dense -> {out}")
 
 
-@settings_command(app, "map", top=("model",) + HARDWARE + ("tech",))
+@settings_command(app, "map", top=("model",) + HARDWARE + BITS + ("tech",))
 def map_(cfg, checkpoint: Checkpoint = None, out: Out = Path("runs/map")) -> None:
     """Map MODEL (weights from --checkpoint) onto crossbars; writes OUT/design.json (units,
     nets, row signals, tile weights), dense.json, mapping.json/.csv/.txt and metrics.json."""
@@ -139,7 +142,8 @@ def _design(cfg, checkpoint, design, out: Path) -> Path:
     return out / "map"
 
 
-@settings_command(app, "route", top=("model",) + HARDWARE + ("tech",), sections=("place", "route"))
+@settings_command(app, "route", top=("model",) + HARDWARE + BITS + ("tech",),
+                  sections=("place", "route"))
 def route(cfg, checkpoint: Checkpoint = None, design: Design = None,
           out: Out = Path("runs/route")) -> None:
     """Place and route a design and its dense baseline; writes OUT/routed.json, placement.json,
@@ -163,7 +167,7 @@ def route(cfg, checkpoint: Checkpoint = None, design: Design = None,
                f"-> {out}/routing.json")
 
 
-@settings_command(app, "export", top=("model",) + HARDWARE + ("tech", "formats"))
+@settings_command(app, "export", top=("model",) + HARDWARE + BITS + ("tech", "formats"))
 def export(cfg, checkpoint: Checkpoint = None, design: Design = None,
            routed: Annotated[Path | None, typer.Option(
                help="The route stage's routed.json (or its folder): chip.json carries its sites "
@@ -179,22 +183,26 @@ def export(cfg, checkpoint: Checkpoint = None, design: Design = None,
                f"{', with layout' if m['layout'] else ''} -> {out}")
 
 
-@settings_command(app, "compile", top=DATA + HARDWARE + ("tech", "baseline_checkpoint", "formats")
-                  + DISTILL, sections=("train", "clip_train", "clip", "prune_train", "prune",
-                                       "place", "route"))
+@settings_command(app, "compile",
+                  top=DATA + HARDWARE + BITS + ("tech", "baseline_checkpoint", "formats") + DISTILL,
+                  sections=("train", "clip_train", "clip", "prune_train", "prune", "place",
+                            "route", "evaluate"))
 def compile_(cfg, out: Out = Path("runs/compile"), force: Force = False,
              quiet: Quiet = False) -> None:
     """End to end: dense baseline, rank clipping, group deletion, mapping, placement and
-    routing, netlists and report (OUT/report.json, OUT/report.md). Re-running resumes;
+    routing, netlists and report (OUT/report.json, OUT/report.md); with --device-file also the
+    accuracy on --seeds chips of that device (as 'evaluate' reports it). Re-running resumes;
     every setting is checked before the first stage starts."""
     from group_scissor.pipeline import compile as run_compile
+    from group_scissor.report import device_line
 
     rep = run_compile(cfg, out, force=force, progress=not quiet,
                       log=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"{cfg.model} on {cfg.dataset}: accuracy {rep['accuracy']['baseline']:.4f} -> "
                f"{rep['accuracy']['final']:.4f}; cell area {rep['cell_area_ratio']:.2%}, "
                f"crossbars {rep['crossbar_area_ratio']:.2%}, routing area "
-               f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense -> {out}/report.md")
+               f"{(rep['routing_area_ratio'] or float('nan')):.2%} of dense; "
+               f"{device_line(rep['device_accuracy'])} -> {out}/report.md")
 
 
 def verify(data_dir: Annotated[Path | None, typer.Option(
@@ -231,6 +239,14 @@ def verify(data_dir: Annotated[Path | None, typer.Option(
 app.command("verify")(friendly_errors(verify))
 
 
+def _setting_doc(name: str) -> str:
+    """The help of setting ``name``: its CompileConfig docstring, as its generated flag has."""
+    from group_scissor.config import CompileConfig
+    from group_scissor.flags import field_docs
+
+    return f"{field_docs(CompileConfig)[name]} [default: none]"
+
+
 def evaluate(checkpoint: Annotated[str, typer.Option(
                  help="Trained checkpoint: a checkpoint.pt, or a shipped name such as "
                       "lenet:group-scissor (see 'group-scissor models').")],
@@ -246,10 +262,9 @@ def evaluate(checkpoint: Annotated[str, typer.Option(
              encoding: Annotated[str, typer.Option(
                  help="Signed-weight encoding: differential, offset or unsigned.")] = "differential",
              weight_bits: Annotated[int | None, typer.Option(
-                 help="Quantize weights to this many bits, sign included (default: analog).")] = None,
+                 help=_setting_doc("weight_bits"), show_default=False)] = None,
              cell_bits: Annotated[int | None, typer.Option(
-                 help="Bits per cell: slice each weight over ceil((weight_bits-1)/cell_bits) "
-                      "crossbars (needs --weight-bits).")] = None,
+                 help=_setting_doc("cell_bits"), show_default=False)] = None,
              tech: Annotated[str | None, typer.Option(
                  help="Technology preset or file (area figures of the report only).")] = None,
              data_dir: Annotated[Path | None, typer.Option(
@@ -271,12 +286,14 @@ def evaluate(checkpoint: Annotated[str, typer.Option(
     from group_scissor.evaluate import evaluate as run
     from group_scissor.evaluate import format_report
     from mapping import CrossbarSpec, Technology
+    from mapping.spec import check_bits
 
     if threads < 1:
         from common.errors import ConfigError
 
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+    check_bits(weight_bits, cell_bits, where="")  # as compile names them
     spec = CrossbarSpec.parse(crossbar, encoding=encoding,
                               tech=Technology.load(tech) if tech else None,
                               weight_bits=weight_bits, cell_bits=cell_bits)

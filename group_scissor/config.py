@@ -4,8 +4,9 @@ CLI flags (``--set section.field=value``), saved beside the results.
     cfg = CompileConfig.load("chip.toml", overrides=["clip.tolerance=0.05", "model=lenet"])
 
 TOML layout: top-level keys (schema_version, model, dataset, data_dir, crossbar, encoding,
-tech, baseline_checkpoint, formats, distill_weight, distill_temperature) and one table per stage:
-[train], [clip_train], [clip], [prune_train], [prune], [place], [route]. Every command reads
+weight_bits, cell_bits, tech, baseline_checkpoint, formats, distill_weight,
+distill_temperature) and one table per stage: [train], [clip_train], [clip], [prune_train],
+[prune], [place], [route], [evaluate]. Every command reads
 this one schema (``--config FILE``, ``--set section.field=VALUE``, and flags generated from the
 fields: group_scissor/flags.py). The technology (cell and periphery areas, gcell size, wire
 pitch, routing layers) is defined once, by the ``tech`` file; [route] derives its grid from it.
@@ -23,6 +24,7 @@ from pathlib import Path
 from common.errors import ConfigError
 from group_scissor.compress import ClipStageConfig
 from group_scissor.distill import DistillConfig
+from group_scissor.evaluate import EvaluateConfig
 from group_scissor.prune import PruneConfig
 from group_scissor.resume import SCHEMA_VERSION
 from group_scissor.train import TrainConfig
@@ -46,6 +48,16 @@ class CompileConfig:
     """Crossbar size, ROWSxCOLS."""
     encoding: str = "differential"
     """Signed-weight encoding: differential, offset or unsigned."""
+    weight_bits: int | None = None
+    """Bits of a weight, sign included, 2..32 (hardware-model section 2): the chip holds each
+    matrix's weights as one scale times integers of at most 2**(weight_bits-1) - 1 (the design
+    file keeps the trained weights; the simulation and the SPICE export quantize them); None:
+    analog weights, one cell each (the paper's setting). Training does not see it."""
+    cell_bits: int | None = None
+    """Bits one memristor cell holds, 1..32 (needs weight_bits): each weight's magnitude is
+    sliced over ceil((weight_bits-1)/cell_bits) crossbars per tile, shifted and added in the
+    periphery; crossbars, area and energy count the slices, wires do not. None: one cell holds
+    the whole weight."""
     tech: str | None = None
     """A technology preset name (mapping/presets: 'illustrative', 'isaac_32nm') or a TOML/JSON
     file of mapping.spec.Technology fields (cell_area_um2, gcell_um, adc_energy_pj, ...);
@@ -76,8 +88,13 @@ class CompileConfig:
     """Global routing; its gcell grid and track capacity come from the technology (None: all
     defaults; RouteConfig.for_spec). Set gcell_um, wire_pitch_um and routing_layers in the
     ``tech`` file, not here."""
+    evaluate: EvaluateConfig = EvaluateConfig()
+    """Accuracy under device effects (stage 7-evaluate): run only when device_file is set."""
 
     def __post_init__(self) -> None:
+        from mapping.spec import check_bits
+
+        check_bits(self.weight_bits, self.cell_bits, where="")  # named as settings, not spec fields
         spec = self.spec()  # validates crossbar, encoding and the technology file
         if self.route is None:
             object.__setattr__(self, "route", RouteConfig.for_spec(spec))
@@ -100,11 +117,19 @@ class CompileConfig:
         object.__setattr__(self, "formats", tuple(self.formats))
 
     def spec(self):
-        """The mapping.spec.CrossbarSpec of these settings (crossbar, encoding, technology)."""
+        """The mapping.spec.CrossbarSpec of these settings (crossbar, encoding, weight
+        precision, technology)."""
         from mapping.spec import CrossbarSpec, Technology
 
         tech = Technology.load(self.tech) if self.tech is not None else Technology()
-        return CrossbarSpec.parse(self.crossbar, encoding=self.encoding, tech=tech)
+        return CrossbarSpec.parse(self.crossbar, encoding=self.encoding, tech=tech,
+                                  weight_bits=self.weight_bits, cell_bits=self.cell_bits)
+
+    @property
+    def bits(self) -> dict:
+        """The weight precision settings that are set (weight_bits, cell_bits): part of the map
+        stage's fingerprint (an unsliced run keeps the fingerprint it had before they existed)."""
+        return {k: getattr(self, k) for k in BIT_FIELDS if getattr(self, k) is not None}
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -197,6 +222,8 @@ RESTART_FIELDS = ("restart_epoch", "restart_lr", "restart_warmup_epochs")
 """TrainConfig fields the clip and prune stages set from their fine_tune_* settings (one name per
 concept): not settable in a train section."""
 TRAIN_SECTIONS = ("train", "clip_train", "prune_train")
+BIT_FIELDS = ("weight_bits", "cell_bits")
+"""Top-level settings of the weight precision (CrossbarSpec.weight_bits / cell_bits)."""
 TECH_ROUTE_FIELDS = ("gcells_per_site", "gcell_um", "wire_pitch_um", "routing_layers")
 """RouteConfig fields that the technology fixes (RouteConfig.for_spec): not settable in [route]."""
 
@@ -204,8 +231,10 @@ TECH_ROUTE_FIELDS = ("gcells_per_site", "gcell_um", "wire_pitch_um", "routing_la
 def _route(top: dict, v: dict) -> RouteConfig:
     """The [route] table over the grid the technology of the top-level settings gives (a field
     the technology fixes is refused by CompileConfig.__post_init__ unless it agrees)."""
-    spec = CompileConfig(**{k: top[k] for k in ("crossbar", "encoding", "tech")
-                            if isinstance(top.get(k), str)}).spec()  # bad types: reported later
+    hw = {k: top[k] for k in ("crossbar", "encoding", "tech") if isinstance(top.get(k), str)}
+    hw.update({k: top[k] for k in BIT_FIELDS  # the slices size a site: gcells_per_site
+               if isinstance(top.get(k), int) and not isinstance(top[k], bool)})
+    spec = CompileConfig(**hw).spec()  # bad types: reported later
     known = {f.name for f in fields(RouteConfig)}
     unknown = set(v) - known
     if unknown:

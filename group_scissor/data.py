@@ -134,15 +134,23 @@ def _find_mnist(dirs: list[Path], how_to_fix: str) -> Path:
     )
 
 
-def read_idx(path: Path, expected_dims: int) -> np.ndarray:
+MAX_IDX_BYTES = 256 << 20
+"""Largest IDX file read, after decompression (MNIST's training images are 47 MB): a damaged or
+hostile .gz that would inflate beyond it is refused instead of filling the memory."""
+
+
+def read_idx(path: Path, expected_dims: int, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (optionally .gz) into a uint8 array; strict about magic and size."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(max_bytes + 1)  # a gzip bomb stops here
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read IDX file ({type(e).__name__}: {e}); the file is "
                         "truncated, corrupt or not gzip. Replace it with the official file.") from None
+    if len(raw) > max_bytes:
+        raise DataError(f"{path}: holds more than {max_bytes >> 20} MiB of data (decompressed), "
+                        "far more than an MNIST file; replace it with the official file.")
     if len(raw) < 4 + 4 * expected_dims:
         raise DataError(f"{path}: too short for an IDX header; replace it with the official file.")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])

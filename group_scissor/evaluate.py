@@ -12,22 +12,54 @@ test set) and classifies the whole test split in batches. Beside it: the ideal c
 same mapping (exact; with sliced weights, the quantized weights) and the model in PyTorch.
 A device with no random effect (no variation, faults or read noise) gives the same chip for
 every seed: it is evaluated once and the report says so (``deterministic``).
+
+``compile`` runs the same evaluation as its stage 7-evaluate when ``[evaluate] device_file`` is
+set (``EvaluateConfig``; group_scissor/pipeline.py).
 """
 
 import dataclasses
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from common.errors import ConfigError
+from common.errors import ConfigError, check_ranges
 from mapping import CrossbarSpec, DeviceModel, map_model
 from mapping.devices import describe
 
 CALIBRATION_SAMPLES = 256
 BATCH = 1000
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """compile's stage 7-evaluate: accuracy of the final network, mapped as 4-map maps it, on
+    chips of a device file (the report of ``group-scissor evaluate``). All fields are
+    validated; the device file itself is read by ``pipeline.validate`` before any training."""
+
+    device_file: str | None = None
+    """Device preset name (ideal, rram_4bit, rram_neurosim: mapping/presets/devices) or a TOML
+    device file; None: no device evaluation (the stage is not run and the report says 'not
+    evaluated')."""
+    seeds: int = 5
+    """Chips to program: seeds SEED .. SEED+N-1 (SEED from the device file, default 0)."""
+    calibration_samples: int = CALIBRATION_SAMPLES
+    """Training images that calibrate the DAC and ADC ranges."""
+    test_samples: int | None = None
+    """Only the first N test images (a quick look); None: the full test set."""
+
+    def __post_init__(self) -> None:
+        if self.device_file is not None and (not isinstance(self.device_file, str)
+                                             or not self.device_file.strip()):
+            raise ConfigError(f"EvaluateConfig.device_file must be a preset name or a file path, "
+                              f"got {self.device_file!r}")
+        checks = [("seeds", 1, 10**6), ("calibration_samples", 1, 10**9)]
+        if self.test_samples is not None:
+            checks.append(("test_samples", 1, 10**9))
+        check_ranges("EvaluateConfig", self, checks)
 
 
 def resolve_model(checkpoint: str, model: str | None) -> str:
@@ -91,8 +123,10 @@ def chip_accuracies(mapped, device: DeviceModel, seeds: int, x, y, calibration,
 def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: int = 5,
              spec: CrossbarSpec | None = None, data_dir=None,
              calibration_samples: int = CALIBRATION_SAMPLES, compute_dtype=torch.float32,
-             test_samples: int | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """The report of ``group-scissor evaluate`` (see the module docstring)."""
+             test_samples: int | None = None, log: Callable[[str], None] | None = None,
+             dataset: str | None = None) -> dict:
+    """The report of ``group-scissor evaluate`` (see the module docstring); ``dataset``: the
+    test and calibration data (default: the model's own data set)."""
     import models
     from group_scissor.data import load_dataset
     from models.checkpoint import load_model
@@ -109,7 +143,8 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
     model_name = resolve_model(checkpoint, model_name)
     info = models.info(model_name)
     model = load_model(model_name, checkpoint).eval()
-    data = load_dataset(info.default_dataset, data_dir)
+    dataset = info.default_dataset if dataset is None else dataset
+    data = load_dataset(dataset, data_dir)
     start = time.perf_counter()
     mapped = map_model(model, spec, info.input_shape)
     x, y = data.test.x[:test_samples], data.test.y[:test_samples]
@@ -122,7 +157,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
             f"{file.get('name', device_file)}")
     accs, deterministic = chip_accuracies(mapped, device, seeds, x, y, calib, compute_dtype, log)
     return {
-        "model": model_name, "checkpoint": str(checkpoint), "dataset": info.default_dataset,
+        "model": model_name, "checkpoint": str(checkpoint), "dataset": dataset,
         "crossbar": {k: v for k, v in spec.to_dict().items() if k != "tech"} | {"slices": spec.slices},
         "n_crossbars": mapped.n_crossbars,
         "device_file": str(device_file), "device_name": file.get("name"),
@@ -131,7 +166,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
         "seeds": list(range(device.seed, device.seed + seeds)), "deterministic": deterministic,
         "test_samples": len(y), "full_test_set": len(y) == len(data.test.y),
         "calibration_samples": len(calib),
-        "calibration": f"first {len(calib)} images of the {info.default_dataset} training split",
+        "calibration": f"first {len(calib)} images of the {dataset} training split",
         "accuracies": accs, "accuracy": summary(accs),
         "ideal_accuracy": ideal_acc, "pytorch_accuracy": torch_acc,
         "compute_dtype": str(compute_dtype).replace("torch.", ""),

@@ -39,13 +39,15 @@ def technology(spec) -> dict:
 
 
 def spec_of(netlist):
-    """The CrossbarSpec a design file was mapped with (crossbar, encoding, technology)."""
+    """The CrossbarSpec a design file was mapped with (crossbar, encoding, weight precision
+    and slices, technology)."""
     from mapping.spec import CrossbarSpec, Technology
 
     d = netlist.design
     names = {f.name for f in dataclasses.fields(Technology)}
     tech = Technology(**{k: v for k, v in netlist.technology.items() if k in names})
-    return CrossbarSpec(d.crossbar_rows, d.crossbar_cols, d.encoding, tech)
+    return CrossbarSpec(d.crossbar_rows, d.crossbar_cols, d.encoding, tech, d.weight_bits,
+                        d.cell_bits)
 
 
 def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict:
@@ -68,7 +70,7 @@ def map_stage(model_name: str, checkpoint, spec, out: str | os.PathLike) -> dict
     write_netlist(mapped.dense_baseline().design, out / DENSE, weights="none", technology=tech)
     energy = energy_report(mapped).to_dict()  # without interconnect: nothing is routed yet
     write_json(out / ENERGY, energy)
-    metrics = {"n_crossbars": mapped.n_crossbars, "cells": mapped.cells,
+    metrics = {"n_crossbars": mapped.n_crossbars, "slices": spec.slices, "cells": mapped.cells,
                "cell_area_ratio": mapped.cell_area_ratio,
                "crossbar_area_ratio": mapped.crossbar_area_ratio, "area_um2": mapped.area_um2,
                "total_wires": mapped.total_wires, "dense_wires": mapped.baseline.total_wires,
@@ -92,7 +94,8 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
                 route_settings: dict | None = None) -> dict:
     """Place and route the design in ``design`` (file or map folder) and the dense baseline
     beside it (dense.json; absent: no routing_area_ratio) with the same settings; write the
-    files listed above.
+    files listed above. The spec is the design file's (spec_of: its weight slices size the
+    sites and count in the energy).
     ``route_settings``: RouteConfig fields over the grid its technology gives."""
     from mapping.congestion import plot_congestion, plot_floorplan, report, routes_to_dict
     from mapping.placement import PlaceConfig
@@ -106,14 +109,17 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
     dense_path = path.with_name(DENSE)
     dense = read_netlist(dense_path).design if dense_path.is_file() else None
     place_cfg = place_cfg if place_cfg is not None else PlaceConfig()
-    route_cfg = RouteConfig.for_spec(spec_of(net), **(route_settings or {}))
+    spec = spec_of(net)
+    route_cfg = RouteConfig.for_spec(spec, **(route_settings or {}))
     d = net.design
+    # a site holds one tile: its spec.slices crossbars when the weights are bit-sliced
     res, resd = route_with_baseline(d, dense, place_cfg, route_cfg,
-                                    spec_of(net).crossbar_area_um2)
+                                    spec.crossbar_area_um2 * spec.slices)
     pl, rt = res.placement, res.routing
     pld, rtd = (None, None) if resd is None else (resd.placement, resd.routing)
     rep = report(rt, dense=rtd).to_dict()
     rep["routable"] = res.to_dict()
+    rep["slices"] = spec.slices  # crossbars per tile (site); in crossbar_area_um2 and energy
     if resd is not None:
         rep["routable"]["dense"] = resd.to_dict()
     rep["place"] = {"method": pl.method, "status": pl.status, "cost": pl.cost,
@@ -132,7 +138,7 @@ def route_stage(design: str | os.PathLike, out: str | os.PathLike, place_cfg=Non
         from mapping.energy import routed_energy, summary
 
         energy = routed_energy(json.loads(mapped_energy.read_text()), d, dense,
-                               spec_of(net), rt, rtd).to_dict()
+                               spec, rt, rtd).to_dict()
         write_json(out / ENERGY, energy)
         rep["energy"] = summary(energy)
     write_json(out / "routing.json", rep, indent=1)
@@ -144,8 +150,9 @@ def route_with_baseline(d, dense, place_cfg, route_cfg, site_area_um2: float):
     """(Routable of design ``d``, Routable of its dense baseline ``dense`` or None): both by
     ``route_routable`` with the same settings, laid down the same way (trees or not, decided on
     the baseline, the bigger), so that routing_area_ratio compares like with like. A baseline
-    equal to the design (a dense model) is routed once. ``site_area_um2``: one crossbar with
-    its periphery. What the route stage does, without its files (benchmarks/energy.py)."""
+    equal to the design (a dense model) is routed once. ``site_area_um2``: one tile, i.e. a
+    crossbar with its periphery times the weight slices (spec.slices). What the route stage
+    does, without its files (benchmarks/energy.py)."""
     from mapping.routing import route_routable, wants_trees
 
     trees = wants_trees(dense if dense is not None else d, route_cfg)
@@ -197,7 +204,8 @@ def export_stage(design: str | os.PathLike, out: str | os.PathLike, formats=tupl
             if f == "json":
                 path.with_name(f"{name}.weights.npz").unlink(missing_ok=True)
     d = net.design
-    metrics = {"files": written, "crossbars": sum(u.kind == "tile" for u in d.units),
+    metrics = {"files": written, "crossbars": d.n_crossbars,  # tiles x weight slices
+               "tiles": sum(u.kind == "tile" for u in d.units), "slices": d.slices,
                "nets": len(d.nets), "wires": d.total_wires, "layout": layout is not None}
     write_json(out / "metrics.json", metrics)
     return metrics

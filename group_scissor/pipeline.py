@@ -12,6 +12,8 @@ and of the stages before it, metrics, run time) once it is complete:
   5-route   4-map/design.json       -> routed.json, placement.json, routes.json, routing.json,
                                        floorplan.png, congestion.png (and the dense baseline's)
   6-export  4-map + 5-route/routed.json -> chip.json (+ weights, with the layout), chip.sp, chip.v
+  7-evaluate  only with [evaluate] device_file: 3-prune/checkpoint.pt mapped as 4-map maps it, on
+            N chips of the device -> evaluate.json (the report of ``group-scissor evaluate``)
 then report.json, report.md and the effective config.toml in ``out``, built from the stages'
 metrics. Every setting is checked before stage 1 starts. A stage whose stage.json matches is
 skipped; a stage about to run first loses its stage.json, so a run killed under other settings
@@ -19,6 +21,12 @@ is never taken for up to date; an interrupted training stage resumes from its re
 its settings are the same. Map, route and export write into a fresh folder that replaces the
 old one whole. Paths inside ``out`` are recorded relative to it, so a copied or moved run
 folder reads its own files. A folder made under another settings schema is refused (--force).
+
+7-evaluate comes last but depends on 4-map only (the final checkpoint and the crossbar spec; it
+maps the network itself, as ``group-scissor evaluate`` does): its fingerprint chains to 4-map's,
+so a new placement or netlist format does not re-run the chips. Without a device file it is not
+run, an earlier run's 7-evaluate is removed (the run folder holds what its config.toml says),
+and the report says "not evaluated".
 """
 
 import hashlib
@@ -35,7 +43,7 @@ from common.io import folder_lock, write_json, write_text
 from group_scissor.config import TECH_ROUTE_FIELDS, CompileConfig
 from group_scissor.resume import SCHEMA_VERSION
 
-STAGES = ("train", "clip", "prune", "map", "route", "export")
+STAGES = ("train", "clip", "prune", "map", "route", "export", "evaluate")
 STAGE_FILES = {
     "train": ("checkpoint.pt", "metrics.json"),
     "clip": ("checkpoint.pt", "ranks.json", "ranks.png", "mapping.json"),
@@ -44,10 +52,13 @@ STAGE_FILES = {
     "route": ("routed.json", "placement.json", "routes.json", "routing.json", "floorplan.png",
               "congestion.png", "dense_floorplan.png", "dense_congestion.png"),
     "export": (),  # chip.json/.sp/.v as compile's ``formats`` ask
+    "evaluate": ("evaluate.json",),
 }
 """The files each stage writes besides stage.json and metrics.json (tests/test_contracts.py)."""
 TRAINING = ("train", "clip", "prune")
 """Stages that train in place and resume from resume.pt; the others replace their folder."""
+OPTIONAL = {"evaluate": "evaluate.device_file"}
+"""Stages run only when this setting is set (else not run and their folder removed)."""
 
 
 def _fingerprint(*parts) -> str:
@@ -60,9 +71,12 @@ class _Runner:
         self.prev = ""  # fingerprint of the previous stage (changes ripple downstream)
         self.records: dict[str, dict] = {}
 
-    def run(self, index: int, name: str, settings, fn) -> dict:
+    def run(self, index: int, name: str, settings, fn, after: str | None = None) -> dict:
+        """Run stage ``name`` unless its record matches; ``after``: the stage whose
+        fingerprint this one's chains to (default: the stage run before it)."""
         folder = self.out / f"{index}-{name}"
-        fp = _fingerprint(SCHEMA_VERSION, self.prev, name, settings)
+        prev = self.prev if after is None else self.records[after]["fingerprint"]
+        fp = _fingerprint(SCHEMA_VERSION, prev, name, settings)
         rec_path = folder / "stage.json"
         rec = _record(rec_path) if not self.force else {}
         if rec.get("fingerprint") == fp:
@@ -162,6 +176,7 @@ def validate(cfg: CompileConfig) -> None:
     from models.lowrank import to_low_rank
 
     info = models.info(cfg.model)
+    _device_file(cfg)
     key = cfg.dataset.lower().replace("-", "")
     if key != "digits" and key not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.dataset!r}; available: digits, "
@@ -181,6 +196,26 @@ def validate(cfg: CompileConfig) -> None:
     if tuple(info.input_shape) != data.input_shape:
         raise ConfigError(f"model {cfg.model!r} takes inputs of shape {info.input_shape} but "
                           f"dataset {cfg.dataset!r} has {data.input_shape}")
+
+
+def _device_file(cfg: CompileConfig) -> dict | None:
+    """The whole device file of [evaluate] (None: no device evaluation), read and checked
+    against the encoding; a ConfigError names the setting."""
+    from mapping.devices import DeviceModel, describe
+
+    name = cfg.evaluate.device_file
+    if name is None:
+        return None
+    try:
+        file = describe(name)
+    except ConfigError as e:
+        raise ConfigError(f"evaluate.device_file (--device-file) {name!r}: {e}") from None
+    device = DeviceModel.from_dict(file)
+    if cfg.encoding == "unsigned" and (device.physical or device.has_wires):
+        raise ConfigError(f"evaluate.device_file {name!r} has a physical conductance window or "
+                          "wire resistance, which encoding 'unsigned' (signed conductances, an "
+                          "idealisation) cannot take; use --encoding differential or offset")
+    return file
 
 
 def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: bool = True,
@@ -245,19 +280,54 @@ def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) ->
     pruned = r.run(3, "prune", [asdict(cfg.prune_train), asdict(cfg.prune), hw, *kd], prune)
     final_ckpt = out / pruned["metrics"]["checkpoint"]
     spec = cfg.spec()
-    r.run(4, "map", [hw, spec.tech.to_dict()],
+    # weight_bits / cell_bits: the map stage on (training does not see them); only when set,
+    # so an unsliced run keeps its fingerprint
+    r.run(4, "map", [hw, spec.tech.to_dict(), *([cfg.bits] if cfg.bits else [])],
           lambda folder, _: map_stage(cfg.model, final_ckpt, spec, folder))
     route_settings = {k: v for k, v in asdict(cfg.route).items() if k not in TECH_ROUTE_FIELDS}
     r.run(5, "route", [asdict(cfg.place), route_settings],
           lambda folder, _: route_stage(out / "4-map", folder, cfg.place, route_settings))
     r.run(6, "export", [list(cfg.formats)],
           lambda folder, _: export_stage(out / "4-map", folder, cfg.formats, out / "5-route"))
+    device_file = _device_file(cfg)
+    if device_file is None:
+        _drop_stage(out, 7, "evaluate", log)
+    else:
+        def evaluate(folder, _):
+            from group_scissor.evaluate import evaluate as run_evaluate
+
+            ev = cfg.evaluate
+            rep = run_evaluate(cfg.model, str(final_ckpt), ev.device_file, ev.seeds, spec,
+                               cfg.data_dir, ev.calibration_samples, test_samples=ev.test_samples,
+                               dataset=cfg.dataset,
+                               log=(lambda m: log(f"  {m}")) if progress else None)
+            rep["checkpoint"] = here(final_ckpt)  # recorded inside ``out``, as every stage's
+            write_json(folder / "evaluate.json", rep)
+            metrics = {k: rep[k] for k in ("device_file", "device_name", "seeds", "deterministic",
+                                           "accuracy", "accuracies", "ideal_accuracy",
+                                           "pytorch_accuracy", "test_samples", "full_test_set",
+                                           "calibration_samples", "n_crossbars")}
+            write_json(folder / "metrics.json", metrics)
+            return metrics
+
+        # chained to 4-map, not to export: placement, routing and netlists do not change it
+        r.run(7, "evaluate", [device_file, asdict(cfg.evaluate)], evaluate, after="map")
     from group_scissor.report import build_report, write_report
 
     report = build_report(cfg, out, r.records)
     write_text(out / "config.toml", cfg.to_toml())  # with the report: the two always agree
     write_report(report, out)
     return report
+
+
+def _drop_stage(out: Path, index: int, name: str, log) -> None:
+    """An optional stage that is not asked for: what an earlier run left of it is removed."""
+    folder = out / f"{index}-{name}"
+    _sweep(out, folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+        log(f"[{index}-{name}] not asked for ({OPTIONAL[name]} unset): removed the "
+            f"{folder.name} of an earlier run")
 
 
 def _evaluate_checkpoint(cfg: CompileConfig, checkpoint, folder: Path) -> dict:

@@ -17,9 +17,7 @@ def _load(path: Path) -> dict:
 
 
 def build_report(cfg, out: Path, records: dict) -> dict:
-    from mapping.spec import CrossbarSpec
-
-    spec = CrossbarSpec.parse(cfg.crossbar, encoding=cfg.encoding)
+    spec = cfg.spec()  # with the weight precision and technology the map stage used
     mapping = _load(out / "4-map" / "mapping.json")
     clip_map = _load(out / "2-clip" / "mapping.json")
     routing = _load(out / "5-route" / "routing.json")
@@ -44,7 +42,8 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         "final": records["prune"]["metrics"]["test_accuracy"],
     }
     return {
-        "model": cfg.model, "dataset": cfg.dataset, "crossbar": spec.to_dict(),
+        "model": cfg.model, "dataset": cfg.dataset,
+        "crossbar": {**spec.to_dict(), "slices": spec.slices},  # crossbars per tile
         "accuracy": acc,
         "rank_clipped": {
             "cell_area_ratio": clip_map.get("cell_area_ratio"),
@@ -72,10 +71,34 @@ def build_report(cfg, out: Path, records: dict) -> dict:
         # per inference: routed (5-route) if the route stage wrote it, else unrouted (4-map)
         "energy": _load(out / "5-route" / "energy.json") or _load(out / "4-map" / "energy.json")
         or None,
+        # stage 7-evaluate (None: no device file, not evaluated)
+        "device_accuracy": _device_accuracy(records.get("evaluate")),
         "paper": PAPER.get(cfg.model),
         "stage_seconds": {k: v.get("seconds") for k, v in records.items()},
         "config": cfg.to_dict(),
     }
+
+
+def _device_accuracy(rec: dict | None) -> dict | None:
+    """The figures of stage 7-evaluate: accuracy over the chips beside the ideal chip's."""
+    if rec is None:
+        return None
+    m = rec["metrics"]
+    return {"device_file": m["device_file"], "device_name": m["device_name"],
+            "chips": len(m["accuracies"]), "seeds": m["seeds"], "deterministic": m["deterministic"],
+            "accuracy": m["accuracy"], "accuracies": m["accuracies"],
+            "ideal_accuracy": m["ideal_accuracy"], "pytorch_accuracy": m["pytorch_accuracy"],
+            "test_samples": m["test_samples"], "full_test_set": m["full_test_set"],
+            "report": "7-evaluate/evaluate.json"}
+
+
+def device_line(d: dict | None) -> str:
+    """One line of the device accuracy (compile's summary), or 'not evaluated'."""
+    if d is None:
+        return "device effects not evaluated (no --device-file)"
+    a = d["accuracy"]
+    return (f"accuracy on {d['device_name'] or d['device_file']} chips {a['mean']:.4f} +- "
+            f"{a['std']:.4f} ({d['chips']} seeds; ideal chip {d['ideal_accuracy']:.4f})")
 
 
 def _sum(a, b):
@@ -84,6 +107,17 @@ def _sum(a, b):
 
 def _ratio(a, b):
     return None if a is None or not b else a / b
+
+
+def _precision(xb: dict) -> str:
+    """The weight precision of a report's crossbar, as a phrase (empty for analog weights)."""
+    if xb.get("weight_bits") is None:
+        return ""
+    if xb.get("cell_bits") is None:
+        return f", {xb['weight_bits']}-bit weights (one cell each)"
+    return (f", {xb['weight_bits']}-bit weights sliced over {xb['slices']} crossbars of "
+            f"{xb['cell_bits']}-bit cells per tile (crossbar counts, area and energy include "
+            "the slices)")
 
 
 def _pct(x) -> str:
@@ -100,7 +134,7 @@ def report_markdown(rep: dict, out: Path) -> str:
     lines = [
         f"# Group Scissor report: {rep['model']} on {rep['dataset']}",
         "",
-        f"Crossbar {xb['rows']}x{xb['cols']} {xb['encoding']}.",
+        f"Crossbar {xb['rows']}x{xb['cols']} {xb['encoding']}{_precision(xb)}.",
         "",
         "| | crossbar area (cells, % of dense) | crossbar count (% of dense) | routing area "
         "(% of dense) | wires (% of dense) | accuracy |",
@@ -139,6 +173,7 @@ def report_markdown(rep: dict, out: Path) -> str:
               f"for any routing of this placement ({rep['signal_bound']}); routing area "
               f"{_num(rep['routing_area_um2'])} um2; congestion max "
               f"{_num(c['max'])}, mean {_num(c['mean'])}, overflow {c['overflow']} tracks."]
+    lines += ["", "## Accuracy under device effects", "", *_device_lines(rep.get("device_accuracy"))]
     if rep.get("energy"):
         from mapping.energy import markdown_lines
 
@@ -154,6 +189,24 @@ def report_markdown(rep: dict, out: Path) -> str:
         if (out / rel).is_file():
             lines.append(f"![{title}]({rel})")
     return "\n".join(lines) + "\n"
+
+
+def _device_lines(d: dict | None) -> list[str]:
+    if d is None:
+        return ["Not evaluated: no device file (`--device-file`, `[evaluate] device_file`)."]
+    a = d["accuracy"]
+    chips = ("1 chip: the device has no random effect, every seed is the same chip"
+             if d["deterministic"] else f"{d['chips']} chips, seeds {d['seeds'][0]} .. "
+             f"{d['seeds'][-1]}")
+    images = f"{d['test_samples']} test images" + ("" if d["full_test_set"] else
+                                                   " (not the full test set)")
+    return [f"Device `{d['device_name'] or d['device_file']}` ({chips}; {images}; "
+            f"[{d['report']}]({d['report']})).", "",
+            "| | accuracy |", "|---|---|",
+            f"| PyTorch (final network) | {d['pytorch_accuracy']:.4f} |",
+            f"| ideal chip (same mapping, no effect) | {d['ideal_accuracy']:.4f} |",
+            f"| chips with device effects, mean +- std (min, max) | {a['mean']:.4f} +- "
+            f"{a['std']:.4f} ({a['min']:.4f}, {a['max']:.4f}) |"]
 
 
 def plot_area_per_layer(rep: dict, path: Path) -> None:

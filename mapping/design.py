@@ -89,6 +89,11 @@ class Design:
     """Matrix name -> its row signals (from the mapper). Without them a router grouping input
     nets into multi-pin nets assumes the rows of the narrower buses of a group are a subset of
     the wider ones' (exact for dense matrices)."""
+    weight_bits: int | None = None
+    """Bits of a weight, sign included (CrossbarSpec.weight_bits); None: analog weights."""
+    cell_bits: int | None = None
+    """Bits one cell holds when weights are sliced (CrossbarSpec.cell_bits; needs weight_bits):
+    every tile is ``slices`` crossbars sharing its input bus (hardware-model section 2)."""
 
     def units_by_name(self) -> dict[str, Unit]:
         """Unit name -> Unit (build once where many lookups follow; ``unit`` scans)."""
@@ -99,6 +104,18 @@ class Design:
             if u.name == name:
                 return u
         raise KeyError(f"no unit named {name!r} in the design")
+
+    @property
+    def slices(self) -> int:
+        """Crossbars per tile: ceil((weight_bits - 1) / cell_bits) when sliced, else 1."""
+        from mapping.spec import slice_count
+
+        return slice_count(self.weight_bits, self.cell_bits)
+
+    @property
+    def n_crossbars(self) -> int:
+        """Crossbars of the design: its tiles times the weight slices of each."""
+        return sum(u.kind == "tile" for u in self.units) * self.slices
 
     @property
     def total_wires(self) -> int:

@@ -168,7 +168,8 @@ class EnergyReport:
 
     def to_dict(self) -> dict:
         d = {"units": {"energy": "pJ", "latency": "ns", "throughput": "inferences/s"},
-             "crossbar": str(self.spec), "reads_per_evaluation": self.spec.tech.reads_per_evaluation,
+             "crossbar": str(self.spec), "slices": self.spec.slices,
+             "reads_per_evaluation": self.spec.tech.reads_per_evaluation,
              "routed": self.routed, **self.totals(), "layers": self.layers,
              "matrices": self.matrices}
         if self.dense is not None:

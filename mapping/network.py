@@ -312,7 +312,8 @@ def build_design(matrices: list[MappedMatrix], nets: list[Net], spec: CrossbarSp
             name = f"{mm.name}/A{b}"
             if name in touched or mm.name not in consumed:
                 units.append(Unit(name, "output", mm.name, (0, b)))
-    return Design(units, list(nets), spec.rows, spec.cols, spec.encoding, weights, signals)
+    return Design(units, list(nets), spec.rows, spec.cols, spec.encoding, weights, signals,
+                  spec.weight_bits, spec.cell_bits)
 
 
 def _row_signals(mm: MappedMatrix, src: Matrix, spec: CrossbarSpec) -> RowSignals:

@@ -58,7 +58,9 @@ def to_dict(net) -> dict[str, Any]:
     return {
         "n_crossbars": net.n_crossbars, "cells": net.cells,
         "cell_area_ratio": net.cell_area_ratio, "crossbar_area_ratio": net.crossbar_area_ratio,
-        "area_um2": net.area_um2, "spec": net.spec.to_dict(), "input_shape": list(net.input_shape),
+        "area_um2": net.area_um2, "spec": net.spec.to_dict(),
+        "slices": net.spec.slices,  # crossbars per tile (weight bit slices); counted above
+        "input_shape": list(net.input_shape),
         "layers": layers,
         "nets": {"count": len(net.nets), "total_wires": net.total_wires,
                  "input_nets": sum(n.kind == "input" for n in net.nets),
@@ -106,8 +108,12 @@ def format_table(net) -> str:
                                  for i, (c, w) in enumerate(zip(row, width, strict=True)))
     rule = "-" * len(line(head))
     s = net.spec
+    bits = "" if s.weight_bits is None else (
+        f", {s.weight_bits}-bit weights" + ("" if s.cell_bits is None else
+                                          f" in {s.slices} slices of {s.cell_bits}-bit cells "
+                                          f"(xbars = tiles x {s.slices})"))
     return "\n".join([
-        f"crossbar {s.rows}x{s.cols} {s.encoding} ({s.lcols} logical columns), "
+        f"crossbar {s.rows}x{s.cols} {s.encoding} ({s.lcols} logical columns){bits}, "
         f"{s.crossbar_area_um2:.1f} um2 per crossbar with periphery",
         line(head), rule, *map(line, body[:-1]), rule, line(body[-1]),
         f"cell_area_ratio     {d['cell_area_ratio']:.2%}   (cells / dense cells)",

@@ -233,16 +233,7 @@ class CrossbarSpec:
     grid, shifted and added in the periphery. None = one cell holds the whole magnitude."""
 
     def __post_init__(self) -> None:
-        for name in ("weight_bits", "cell_bits"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32):
-                raise ConfigError(f"CrossbarSpec.{name} must be an int in 1..32 or None, got {v!r}")
-        if self.weight_bits is not None and self.weight_bits < 2:
-            raise ConfigError(f"CrossbarSpec.weight_bits must be >= 2 (a sign bit and at least one "
-                             f"magnitude bit), got {self.weight_bits}")
-        if self.cell_bits is not None and self.weight_bits is None:
-            raise ConfigError("CrossbarSpec.cell_bits slices weights of a fixed precision: set "
-                             "weight_bits too (e.g. weight_bits=8, cell_bits=2)")
+        check_bits(self.weight_bits, self.cell_bits)
         for name in ("rows", "cols"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -266,9 +257,7 @@ class CrossbarSpec:
     @property
     def slices(self) -> int:
         """Crossbars per tile: ceil((weight_bits - 1) / cell_bits) when weights are sliced, else 1."""
-        if self.weight_bits is None or self.cell_bits is None:
-            return 1
-        return -(-(self.weight_bits - 1) // self.cell_bits)
+        return slice_count(self.weight_bits, self.cell_bits)
 
     @property
     def periphery_area_um2(self) -> float:
@@ -317,6 +306,30 @@ class CrossbarSpec:
         """Read a TOML or JSON file: ``rows``, ``cols``, ``encoding`` (optionally ``weight_bits``,
         ``cell_bits``) and a ``tech`` table."""
         return cls.from_dict(_read(path))
+
+
+def slice_count(weight_bits: int | None, cell_bits: int | None) -> int:
+    """Crossbars per tile (section 2): ceil((weight_bits - 1) / cell_bits) when both are set,
+    else 1 (analog weights, or quantized weights one cell each)."""
+    if weight_bits is None or cell_bits is None:
+        return 1
+    return -(-(weight_bits - 1) // cell_bits)
+
+
+def check_bits(weight_bits, cell_bits, where: str = "CrossbarSpec") -> None:
+    """ConfigError unless ``weight_bits``/``cell_bits`` are a valid precision (section 2):
+    each None or an int in 1..32, weight_bits >= 2, cell_bits only with weight_bits. The
+    message names the fields ``<where>.weight_bits`` (``where`` empty: bare names)."""
+    at = f"{where}." if where else ""
+    for name, v in (("weight_bits", weight_bits), ("cell_bits", cell_bits)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32):
+            raise ConfigError(f"{at}{name} must be an int in 1..32 or None, got {v!r}")
+    if weight_bits is not None and weight_bits < 2:
+        raise ConfigError(f"{at}weight_bits must be >= 2 (a sign bit and at least one "
+                          f"magnitude bit), got {weight_bits}")
+    if cell_bits is not None and weight_bits is None:
+        raise ConfigError(f"{at}cell_bits slices weights of a fixed precision: set "
+                          f"{at}weight_bits too (e.g. weight_bits=8, cell_bits=2)")
 
 
 def tracks_per_edge(gcell_um: float, wire_pitch_um: float, routing_layers: int) -> int:

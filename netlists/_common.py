@@ -86,6 +86,7 @@ def check_design(design: Design, *, need_weights: bool = False) -> None:
     if not (is_int(rows) and is_int(cols) and 1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
         raise NetlistError(f"crossbar size {_short(rows)}x{_short(cols)} must be whole numbers "
                            f"in 1..{MAX_SIDE}")
+    _check_bits(design)
     lcols = logical_cols(cols, design.encoding)
     if lcols < 1:
         raise NetlistError(f"a {cols}-column crossbar holds no logical column with "
@@ -101,6 +102,18 @@ def check_design(design: Design, *, need_weights: bool = False) -> None:
             raise NetlistError(f"design has no weights for tiles {missing[:5]}"
                                f"{' ...' if len(missing) > 5 else ''}; map the model with "
                                "weights (MappedNetwork.design.tile_weights) to export them")
+
+
+def _check_bits(design: Design) -> None:
+    """weight_bits / cell_bits as CrossbarSpec takes them (hardware-model section 2)."""
+    from common.errors import ConfigError
+    from mapping.spec import check_bits
+
+    bits = [getattr(design, k, None) for k in ("weight_bits", "cell_bits")]
+    try:
+        check_bits(*(int(v) if is_int(v) else v for v in bits), where="design")
+    except ConfigError as e:
+        raise NetlistError(str(e)) from None
 
 
 def _check_units(design: Design) -> dict:

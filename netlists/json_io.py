@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mapping.design import Design, Net, RowSignals, Unit
+from mapping.spec import slice_count
 from netlists._common import (
     MAX_ROW_SIGNAL_CELLS,
     NetlistError,
@@ -51,7 +52,14 @@ from netlists.json_schema import (
     depth_ok,
     schema_problem,
 )
-from netlists.layout import check_layout, layout_info, net_routes, placement_sites, placement_slots
+from netlists.layout import (
+    check_layout,
+    layout_info,
+    net_routes,
+    placement_sites,
+    placement_slots,
+    placement_spans,
+)
 
 SCHEMA_VERSION = 2
 FORMAT = "group-scissor-netlist"
@@ -73,6 +81,8 @@ class JsonNetlist:
     """Unit name -> (x, y) placement site (empty if the file holds no placement)."""
     slots: dict[str, int] = field(default_factory=dict)
     """Unit name -> slot inside its site (small units sharing one site; may be empty)."""
+    spans: dict[str, int] = field(default_factory=dict)
+    """Unit name -> sites it covers upwards from its own, for units covering more than one."""
     routes: dict[int, list] = field(default_factory=dict)
     """Net index -> route (list of gcells, or of gcell edges; empty if unrouted)."""
     technology: dict = field(default_factory=dict)
@@ -109,6 +119,19 @@ def _plain(o: Any) -> Any:
     if isinstance(o, (np.generic, np.ndarray)):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def _crossbar(design: Design) -> dict:
+    """The "crossbar" object: size, encoding, logical columns and, when set, the weight
+    precision (weight_bits; with cell_bits, the slices each tile is made of)."""
+    d = {"rows": design.crossbar_rows, "cols": design.crossbar_cols, "encoding": design.encoding,
+         "logical_cols": logical_cols(design.crossbar_cols, design.encoding)}
+    if design.weight_bits is not None:
+        d["weight_bits"] = int(design.weight_bits)
+    if design.cell_bits is not None:
+        d["cell_bits"] = int(design.cell_bits)
+        d["slices"] = design.slices
+    return d
 
 
 def _weights_head(w: np.ndarray, inline: bool, key: str) -> dict:
@@ -158,6 +181,7 @@ def write_json(design_or_mapped: Any, path: str | os.PathLike, placement: Any = 
         technology = design_or_mapped.technology if technology is None else technology
     path = Path(path)
     sites, slots = placement_sites(placement, design), placement_slots(placement, design)
+    spans = placement_spans(placement, design)
     routes = net_routes(routing, design)
     arrays = {n: np.asarray(w) for n, w in design.tile_weights.items()}
     if weights == "auto":
@@ -177,9 +201,7 @@ def write_json(design_or_mapped: Any, path: str | os.PathLike, placement: Any = 
         head = json.loads(_dumps({
             "schema_version": SCHEMA_VERSION,
             "format": FORMAT,
-            "crossbar": {"rows": design.crossbar_rows, "cols": design.crossbar_cols,
-                         "encoding": design.encoding,
-                         "logical_cols": logical_cols(design.crossbar_cols, design.encoding)},
+            "crossbar": _crossbar(design),
             "technology": _technology(technology),
             "weights_file": None,
             "layout": layout_info(placement, routing),
@@ -195,6 +217,8 @@ def write_json(design_or_mapped: Any, path: str | os.PathLike, placement: Any = 
             d["site"] = list(sites[u.name])
         if u.name in slots:
             d["slot"] = slots[u.name]
+        if u.name in spans:
+            d["span"] = spans[u.name]
         units.append(d)
     nets = []
     for i, n in enumerate(design.nets):
@@ -218,7 +242,7 @@ def write_json(design_or_mapped: Any, path: str | os.PathLike, placement: Any = 
     problem = schema_problem(stub)
     if problem:
         raise NetlistError(f"cannot write {path}: the netlist would break its schema {problem}")
-    check_layout(design, sites, slots, routes, head["layout"])
+    check_layout(design, sites, slots, routes, head["layout"], spans)
 
     with contextlib.ExitStack() as stack:  # npz and JSON are renamed into place together
         lines = {k: _dumps(v) for k, v in head.items()}
@@ -462,7 +486,12 @@ def _parse(doc: dict, path: Path, npz: _Npz | None) -> JsonNetlist:
     if xb["logical_cols"] != lcols:
         raise NetlistError(f"{path}: crossbar.logical_cols is {xb['logical_cols']}, but a {cols}-"
                            f"column {encoding} crossbar has {lcols}")
-    units, tile_weights, sites, slots = [], {}, {}, {}
+    weight_bits, cell_bits = xb.get("weight_bits"), xb.get("cell_bits")
+    if "slices" in xb and xb["slices"] != slice_count(weight_bits, cell_bits):
+        raise NetlistError(f"{path}: crossbar.slices is {xb['slices']}, but {weight_bits}-bit "
+                           f"weights in {cell_bits}-bit cells take "
+                           f"{slice_count(weight_bits, cell_bits)}")
+    units, tile_weights, sites, slots, spans = [], {}, {}, {}, {}
     for d in doc["units"]:
         name = d["name"]
         units.append(Unit(name, d["kind"], d["matrix"],
@@ -471,6 +500,8 @@ def _parse(doc: dict, path: Path, npz: _Npz | None) -> JsonNetlist:
             sites[name] = tuple(d["site"])
         if "slot" in d:
             slots[name] = d["slot"]
+        if d.get("span", 1) > 1:
+            spans[name] = d["span"]
         w = d.get("weights")
         if w is None:
             continue
@@ -509,13 +540,14 @@ def _parse(doc: dict, path: Path, npz: _Npz | None) -> JsonNetlist:
             live = _inline_array(e["live"], "|b1", [n, nb], f"{what}: live")
             source = np.array(e["source"], dtype=np.int64)
         signals[m] = RowSignals(tuple(e["producers"]), source, live)
-    design = Design(units, nets, rows, cols, encoding, tile_weights, signals)
+    design = Design(units, nets, rows, cols, encoding, tile_weights, signals, weight_bits,
+                    cell_bits)
     try:
         check_design(design)
-        check_layout(design, sites, slots, routes, doc["layout"])
+        check_layout(design, sites, slots, routes, doc["layout"], spans)
     except NetlistError as e:
         raise NetlistError(f"{path}: {e}") from e
-    return JsonNetlist(design, sites, slots, routes, doc["technology"], doc["layout"])
+    return JsonNetlist(design, sites, slots, spans, routes, doc["technology"], doc["layout"])
 
 
 def _route(r: list) -> list:

@@ -73,6 +73,20 @@ def placement_slots(placement: Any, design: Design) -> dict[str, int]:
     return {n: int(k) for n, k in slots.items()}
 
 
+def placement_spans(placement: Any, design: Design) -> dict[str, int]:
+    """Unit name -> sites it spans upwards from its own, for units spanning more than one
+    (Placement.spans: a small unit whose buses need more than one site's boundary)."""
+    spans = getattr(placement, "spans", None)
+    if placement is None or isinstance(placement, Mapping) or not isinstance(spans, Mapping):
+        return {}
+    names = {u.name for u in design.units}
+    bad = [n for n, k in spans.items() if n not in names or not is_int(k) or not 1 <= k <= MAX_INDEX]
+    if bad:
+        raise NetlistError(f"placement span of {bad[0]!r} must be a whole number of sites in "
+                           f"1..{MAX_INDEX} for a unit of the design")
+    return {n: int(k) for n, k in spans.items() if int(k) > 1}
+
+
 def _net_index(key: Any, design: Design, index: dict) -> int:
     if isinstance(key, (int, np.integer)) and 0 <= int(key) < len(design.nets):
         return int(key)
@@ -146,15 +160,22 @@ def layout_info(placement: Any, routing: Any) -> dict:
 
 
 def check_layout(design: Design, sites: Mapping, slots: Mapping, routes: Mapping,
-                 layout: Mapping) -> None:
-    """Raise NetlistError if a site, slot or routed gcell lies outside the grids of ``layout``
-    (when it gives their sizes) or a route belongs to no net. Sites, slots and routes are
-    normalized (placement_sites, placement_slots, net_routes); layout follows the schema."""
+                 layout: Mapping, spans: Mapping | None = None) -> None:
+    """Raise NetlistError if a site, slot, span or routed gcell lies outside the grids of
+    ``layout`` (when it gives their sizes), a span belongs to an unplaced unit, or a route
+    belongs to no net. Sites, slots, spans and routes are normalized (placement_sites,
+    placement_slots, placement_spans, net_routes); layout follows the schema."""
     gs, k, gg = (layout.get(key) for key in ("grid_sites", "output_units_per_site", "grid_gcells"))
     for name, (x, y) in sites.items():
         if gs and not (x < gs[0] and y < gs[1]):
             raise NetlistError(f"site ({x}, {y}) of unit {name!r} lies outside the {gs[0]}x{gs[1]} "
                                "site grid of the layout")
+    for name, n in (spans or {}).items():
+        if name not in sites:
+            raise NetlistError(f"unit {name!r} spans {n} sites but has no site")
+        if gs and sites[name][1] + n > gs[1]:
+            raise NetlistError(f"unit {name!r} spans sites y = {sites[name][1]}.."
+                               f"{sites[name][1] + n - 1}, beyond the {gs[0]}x{gs[1]} site grid")
     for name, s in slots.items():
         if k and s >= k:
             raise NetlistError(f"slot {s} of unit {name!r}: a site holds {k} small units "

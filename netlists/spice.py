@@ -9,6 +9,14 @@ line i of tile k with ``V<k>_wl<i>`` (input volts) and holds bit line j at virtu
 0 V source ``V<k>_bl<j>``; ngspice reports its current i(v<k>_bl<j>) (positive = flowing out of
 the crossbar). Word lines of rows that are all zero in the tile (no input wire) are tied to 0 V.
 The crossbars are analog only: output units (ADC/neuron) are not simulated.
+
+Weight precision (design.weight_bits / cell_bits, netlists.conductance): quantized weights map
+their integers q with w_max = 2**(weight_bits-1) - 1. Bit-sliced weights (design.slices = K > 1)
+give every tile K crossbar subcircuits ``xb<k>s<j>`` (j = 0..K-1, ``* @slice`` comments), each
+holding digit j of |q| (signed like q), all on the tile's word-line nodes (the slices share its
+input bus), each with its own 0 V bit-line sensors ``V<k>s<j>_bl<b>``; the header's
+``* @slices K shifts ...`` line gives the factors 2**(cell_bits j) of the periphery's shift and
+add, which ``run_ngspice`` applies in ``SpiceResult.logical_amps``.
 """
 
 import functools
@@ -25,7 +33,7 @@ import numpy as np
 from common.io import output_error
 from mapping.design import Design
 from netlists._common import NetlistError, as_design, atomic_open, check_design
-from netlists.conductance import SpiceConfig, tile_conductances
+from netlists.conductance import SpiceConfig, slice_conductances, slice_shifts
 
 
 def _ports(prefix: str, names: list[str], per_line: int = 16) -> str:
@@ -81,34 +89,69 @@ def tile_inputs(design: Design, inputs: Mapping[str, Any] | None,
     return out
 
 
-def _subckt(k: int, name: str, g: np.ndarray, r_wire: float) -> str:
-    """The ``.subckt xb<k>`` of one tile, with its ``* @tile`` comment."""
-    rows, cols = g.shape
-    head = (f"* @tile xb{k} {name} rows={rows} bitlines={cols}\n"
-            + _ports(f".subckt xb{k} ", [f"wl{i}" for i in range(rows)]
-                     + [f"bl{j}" for j in range(cols)]) + "\n")
-    ohms = tuple((1.0 / g).ravel().tolist())  # row-major, as the template
-    return head + _cell_template(rows, cols, r_wire) % ohms + f".ends xb{k}\n"
+def _cell(k: int, j: int, n_slices: int) -> str:
+    """Subcircuit / node prefix of slice j of tile k: ``xb<k>``, or ``xb<k>s<j>`` if sliced."""
+    return f"xb{k}" if n_slices == 1 else f"xb{k}s{j}"
 
 
-def _drivers(k: int, volts: np.ndarray, cols: int) -> str:
-    """Top-level instance of tile xb<k>, its word-line sources and 0 V bit-line sensors."""
+def _subckt(k: int, name: str, g: np.ndarray, r_wire: float, shifts) -> str:
+    """The ``.subckt`` of every slice of one tile (g: (K, rows, bit lines)), with its ``* @tile``
+    comment (and a ``* @slice`` comment per slice when K > 1)."""
+    n_slices, rows, cols = g.shape
+    out = [f"* @tile xb{k} {name} rows={rows} bitlines={cols}\n"]
+    for j in range(n_slices):
+        cell = _cell(k, j, n_slices)
+        if n_slices > 1:
+            out.append(f"* @slice {cell} of xb{k}: digit {j} of |q|, shift {shifts[j]:g}\n")
+        ohms = tuple((1.0 / g[j]).ravel().tolist())  # row-major, as the template
+        out.append(_ports(f".subckt {cell} ", [f"wl{i}" for i in range(rows)]
+                          + [f"bl{b}" for b in range(cols)]) + "\n"
+                   + _cell_template(rows, cols, r_wire) % ohms + f".ends {cell}\n")
+    return "".join(out)
+
+
+def _drivers(k: int, volts: np.ndarray, cols: int, n_slices: int = 1) -> str:
+    """Top-level instances of tile k's slices on its word lines, the word-line sources and each
+    slice's 0 V bit-line sensors."""
     wl = [f"xb{k}_wl{i}" for i in range(len(volts))]
-    bl = [f"xb{k}_bl{j}" for j in range(cols)]
-    return (_ports(f"Xxb{k} ", wl + bl) + f" xb{k}\n"
-            + "".join(f"V{k}_wl{i} {n} 0 DC {v!r}\n"
-                      for i, (n, v) in enumerate(zip(wl, volts.tolist(), strict=True)))
-            + "".join(f"V{k}_bl{j} {n} 0 DC 0\n" for j, n in enumerate(bl)))
+    out = []
+    for j in range(n_slices):
+        cell = _cell(k, j, n_slices)
+        out.append(_ports(f"X{cell} ", wl + [f"{cell}_bl{b}" for b in range(cols)])
+                   + f" {cell}\n")
+    out += [f"V{k}_wl{i} {n} 0 DC {v!r}\n"
+            for i, (n, v) in enumerate(zip(wl, volts.tolist(), strict=True))]
+    for j in range(n_slices):
+        cell = _cell(k, j, n_slices)
+        out += [f"V{cell[2:]}_bl{b} {cell}_bl{b} 0 DC 0\n" for b in range(cols)]
+    return "".join(out)
 
 
-def _header(design: Design, config: SpiceConfig, n_tiles: int) -> str:
-    return (f"* group-scissor crossbar netlist: {n_tiles} tiles, "
+def _header(design: Design, config: SpiceConfig, n_tiles: int, shifts) -> str:
+    k = len(shifts)
+    head = (f"* group-scissor crossbar netlist: {n_tiles} tiles"
+            f"{f' of {k} slices' if k > 1 else ''}, "
             f"{design.crossbar_rows}x{design.crossbar_cols} crossbars\n"
             f"* @encoding {design.encoding}\n"
             f"* g_min={config.g_min_siemens!r} S g_max={config.g_max_siemens!r} S "
             f"r_wire={config.r_wire_ohm!r} ohm per cell segment\n"
             "* cell G from the weights by the linear map of docs/netlists.md; "
-            "bit-line currents = i(v<k>_bl<j>)\n")
+            f"bit-line currents = i(v<k>{'s<j>' if k > 1 else ''}_bl<b>)\n")
+    if design.weight_bits is None:
+        return head
+    b = design.weight_bits
+    head += (f"* weights of {b} bits: q = round(w / s), s = max|w| / {2 ** (b - 1) - 1} per "
+             "matrix")
+    if k == 1:
+        return head + f"; cells hold q with w_max = {2 ** (b - 1) - 1}\n"
+    c = int(round(np.log2(shifts[1])))
+    return head + (
+        f"; |q| sliced into {k} digits of {c} bits (cell_bits), signed like q\n"
+        f"* @slices {k} shifts {' '.join(f'{x:g}' for x in shifts)}\n"
+        f"* tile xb<k> = {k} crossbars xb<k>s0..xb<k>s{k - 1} on its word lines; slice j holds "
+        f"digit j with w_max = {2 ** c - 1}; the periphery shifts and adds:\n"
+        "* y = sum_j shift_j * (I+_j - I-_j) (differential; offset: I_j - I_ref,j; unsigned: "
+        f"I_j) = (g / (s * {2 ** c - 1})) * (s q)^T v\n")
 
 
 _TOP_COMMENT = "\n* top level: word-line drivers and virtual-ground bit-line sensors\n"
@@ -152,6 +195,8 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
     instead of holding them. The tiles are independent circuits, so simulating the decks one by
     one (``run_ngspice(path, per_tile=True)``) costs time linear in tiles, while one deck with
     wire resistance grows faster than that in ngspice's matrix ordering.
+    A design with weight_bits holds its quantized weights; a bit-sliced one writes every tile as
+    its slices' subcircuits (module docstring).
     Returns the path; simulate it with run_ngspice(path).
     """
     design = as_design(design)
@@ -161,7 +206,9 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
     if empty:
         raise NetlistError(f"tile {empty[0]!r} has an empty weight block; a built tile holds at "
                            "least one row and one column")
-    G = tile_conductances(design, config)  # name -> (rows, bit lines) siemens
+    G = slice_conductances(design, config)  # name -> (slices, rows, bit lines) siemens
+    shifts = slice_shifts(design)
+    n_slices = len(shifts)
     volts = tile_inputs(design, inputs, config)
     index = {u.name: k for k, u in enumerate(design.units)}
     all_tiles = [u.name for u in design.units if u.kind == "tile"]
@@ -176,12 +223,12 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
     r_wire = config.r_wire_ohm
     if not per_tile:
         with atomic_open(path) as f:
-            f.write(_header(design, config, len(tiles)))
+            f.write(_header(design, config, len(tiles), shifts))
             for name in tiles:
-                f.write("\n" + _subckt(index[name], name, G[name], r_wire))
+                f.write("\n" + _subckt(index[name], name, G[name], r_wire, shifts))
             f.write(_TOP_COMMENT)
             for name in tiles:
-                f.write(_drivers(index[name], volts[name], G[name].shape[1]))
+                f.write(_drivers(index[name], volts[name], G[name].shape[2], n_slices))
             f.write("\n.op\n.end\n")
         return Path(path)
     path = Path(path)
@@ -197,11 +244,11 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
     try:
         for name in tiles:
             k, g = index[name], G[name]
-            (tmp / f"xb{k}.inc").write_text(_subckt(k, name, g, r_wire))
+            (tmp / f"xb{k}.inc").write_text(_subckt(k, name, g, r_wire, shifts))
             (tmp / f"xb{k}.sp").write_text(
-                _header(design, config, 1) + f"* @tile xb{k} {name} rows={g.shape[0]} "
-                f"bitlines={g.shape[1]}\n.include \"xb{k}.inc\"\n" + _TOP_COMMENT
-                + _drivers(k, volts[name], g.shape[1]) + "\n.op\n.end\n")
+                _header(design, config, 1, shifts) + f"* @tile xb{k} {name} rows={g.shape[1]} "
+                f"bitlines={g.shape[2]}\n.include \"xb{k}.inc\"\n" + _TOP_COMMENT
+                + _drivers(k, volts[name], g.shape[2], n_slices) + "\n.op\n.end\n")
         _replace_folder(tmp, folder)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -210,14 +257,14 @@ def write_spice(design: Any, path: str | os.PathLike, inputs: Mapping[str, Any] 
             raise
         raise err from None
     with atomic_open(path) as f:
-        f.write(_header(design, config, len(tiles)))
+        f.write(_header(design, config, len(tiles), shifts))
         f.write(f"* @tiles {folder.name}\n* one standalone deck per tile: {folder.name}/xb<k>.sp\n")
         for name in tiles:
-            k, (rows, cols) = index[name], G[name].shape
+            k, (_, rows, cols) = index[name], G[name].shape
             f.write(f"\n* @tile xb{k} {name} rows={rows} bitlines={cols}\n"
                     f".include \"{folder.name}/xb{k}.inc\"\n")
         f.write(_TOP_COMMENT)
         for name in tiles:
-            f.write(_drivers(index[name], volts[name], G[name].shape[1]))
+            f.write(_drivers(index[name], volts[name], G[name].shape[2], n_slices))
         f.write("\n.op\n.end\n")
     return path

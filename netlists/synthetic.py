@@ -15,8 +15,10 @@ from netlists._common import logical_cols
 
 
 def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
-                 crossbar_cols: int = 64, encoding: str = "differential") -> Design:
-    """Design of a bias-free chain of matrices {name: W (N_m x M_m)} with N_{m+1} == M_m.
+                 crossbar_cols: int = 64, encoding: str = "differential", *,
+                 weight_bits: int | None = None, cell_bits: int | None = None) -> Design:
+    """Design of a bias-free chain of matrices {name: W (N_m x M_m)} with N_{m+1} == M_m;
+    ``weight_bits``/``cell_bits``: the weight precision recorded with it (section 2).
 
     Nets follow hardware-model section 3 except for one case: a column block with no tile
     (all-zero columns) has no output unit here, so nothing drives the next matrix's rows from
@@ -65,4 +67,5 @@ def chain_design(matrices: dict[str, np.ndarray], crossbar_rows: int = 64,
         units.extend(outs)
         built.update(u.name for u in outs)
         prev = (m, lcols)
-    return Design(units, nets, crossbar_rows, crossbar_cols, encoding, weights, signals)
+    return Design(units, nets, crossbar_rows, crossbar_cols, encoding, weights, signals,
+                  weight_bits, cell_bits)

@@ -1,8 +1,11 @@
 """Structural Verilog of the chip: one instance per unit, one wire per net, same connectivity as
 the JSON netlist.
 
-- ``xbar_tile #(ROWS, COLS)``: a crossbar with its periphery; ``wl`` = the concatenation of its
-  input buses (driven word lines), ``bl`` = the concatenation of its output buses.
+- ``xbar_tile #(ROWS, COLS, SLICES)``: a crossbar with its periphery; ``wl`` = the
+  concatenation of its input buses (driven word lines), ``bl`` = the concatenation of its
+  output buses. With bit-sliced weights (design.slices > 1) a tile is SLICES crossbars that
+  share ``wl`` and whose results the periphery shifts and adds into ``bl`` (hardware-model
+  section 2): one instance, counted as SLICES crossbars in the header.
 - ``output_unit #(N_IN, N_OUT)``: accumulator / ADC / neuron of a column block; ``psum`` = the
   concatenation of the tile buses it sums, ``y`` = the concatenation of the buses it drives, or
   (for the last layer) its slice of the chip output ``OUT``.
@@ -25,9 +28,9 @@ from netlists._common import NetlistError, as_design, atomic_open, check_design
 
 MODULES = """\
 (* blackbox *)
-module xbar_tile #(parameter ROWS = 1, parameter COLS = 1) (
-  input  wire [ROWS-1:0] wl,  // driven word lines (the tile's input buses)
-  output wire [COLS-1:0] bl   // read-out columns (the tile's output buses)
+module xbar_tile #(parameter ROWS = 1, parameter COLS = 1, parameter SLICES = 1) (
+  input  wire [ROWS-1:0] wl,  // driven word lines (the tile's input buses), shared by its slices
+  output wire [COLS-1:0] bl   // read-out columns (the tile's output buses), slices shift-added
 );
 endmodule
 
@@ -87,11 +90,16 @@ def write_verilog(design: Any, path: str | os.PathLike, top: str = "chip") -> Pa
     sinks = [u for u in design.units if u.kind == "output" and u.matrix not in feeding]
     widths = _block_widths(design, units)
     sink_w = {u.name: _block_width(design, u, widths) for u in sinks}
+    n_slices = design.slices
+    sliced = "" if n_slices == 1 else (
+        f", {design.weight_bits}-bit weights in {n_slices} slices of {design.cell_bits}-bit "
+        f"cells: {design.n_crossbars // n_slices} tiles x {n_slices} = {design.n_crossbars} "
+        "crossbars (SLICES)")
     with atomic_open(path) as f:
         f.write(f"// group-scissor structural netlist: {len(design.units)} units, "
                 f"{len(design.nets)} nets, {design.total_wires} wires\n"
                 f"// crossbars {design.crossbar_rows}x{design.crossbar_cols} "
-                f"({design.encoding}); wire n<k> = JSON net id k\n\n" + MODULES + "\n")
+                f"({design.encoding}){sliced}; wire n<k> = JSON net id k\n\n" + MODULES + "\n")
         ports = [f"  input  wire [{max(sum(design.nets[k].width for k in outs[u.name]), 1) - 1}:0]"
                  f" {_esc(u.name)}" for u in inputs]
         if sinks:
@@ -119,7 +127,8 @@ def write_verilog(design: Any, path: str | os.PathLike, top: str = "chip") -> Pa
             else:
                 w_out = sum(design.nets[k].width for k in outs[u.name])
                 out_conn = _cat(outs[u.name])
-            f.write(f"  {cell} #(.{p_in}({max(w_in, 1)}), .{p_out}({max(w_out, 1)})) "
+            slices = f", .SLICES({n_slices})" if u.kind == "tile" and n_slices > 1 else ""
+            f.write(f"  {cell} #(.{p_in}({max(w_in, 1)}), .{p_out}({max(w_out, 1)}){slices}) "
                     f"{_esc(u.name)} (.{in_port}({_cat(ins[u.name])}), "
                     f".{out_port}({out_conn}));\n")
         f.write("endmodule\n")

@@ -55,6 +55,17 @@ def test_truncated_idx_is_a_clear_error(tmp_path):
         read_idx(path, 3)
 
 
+def test_gzip_bomb_is_refused_before_it_fills_memory(tmp_path):
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    header = struct.pack(">HBB3I", 0, 8, 3, 5000, 28, 28)
+    with gzip.open(path, "wb") as f:  # 4 MB of zeros, a few kB on disk
+        f.write(header + bytes(5000 * 28 * 28))
+    assert path.stat().st_size < 20_000
+    with pytest.raises(DataError, match="more than 1 MiB"):
+        read_idx(path, 3, max_bytes=1 << 20)
+    assert read_idx(path, 3).shape == (5000, 28, 28)  # the default cap holds every MNIST file
+
+
 def test_missing_files_name_expected_files_and_dirs(tmp_path):
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz.*searched: .*" + tmp_path.name):
         load_dataset("mnist", tmp_path)

@@ -40,6 +40,7 @@ def assert_same(a: Design, b: Design) -> None:
     assert a.nets == b.nets
     assert (a.crossbar_rows, a.crossbar_cols, a.encoding) == (b.crossbar_rows, b.crossbar_cols,
                                                                b.encoding)
+    assert (a.weight_bits, a.cell_bits, a.slices) == (b.weight_bits, b.cell_bits, b.slices)
     assert a.tile_weights.keys() == b.tile_weights.keys()
     for k, w in a.tile_weights.items():
         assert b.tile_weights[k].dtype == w.dtype
@@ -275,21 +276,92 @@ def test_failed_write_keeps_the_old_files(tmp_path, monkeypatch):
     read_json(path)
 
 
+BITS = st.one_of(st.none(), st.tuples(st.integers(2, 32), st.one_of(st.none(),
+                                                                     st.integers(1, 32))))
+"""(weight_bits, cell_bits) of a design, or None: analog weights."""
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 40), k=st.integers(1, 30), m=st.integers(1, 12),
        rows=st.sampled_from([4, 8, 16]), cols=st.sampled_from([2, 4, 9]),
        encoding=st.sampled_from(["differential", "offset", "unsigned"]),
        density=st.floats(0.05, 1.0), seed=st.integers(0, 2**31 - 1),
-       weights=st.sampled_from(["inline", "npz"]))
-def test_round_trip_property(tmp_path, n, k, m, rows, cols, encoding, density, seed, weights):
+       weights=st.sampled_from(["inline", "npz"]), bits=BITS)
+def test_round_trip_property(tmp_path, n, k, m, rows, cols, encoding, density, seed, weights,
+                             bits):
     rng = np.random.default_rng(seed)
     mats = {f"l{i}": (rng.normal(size=s) * (rng.random(s) < density)).astype(np.float32)
             for i, s in enumerate([(n, k), (k, m)])}
-    d = chain_design(mats, rows, cols, encoding)
+    wb, cb = bits or (None, None)
+    d = chain_design(mats, rows, cols, encoding, weight_bits=wb, cell_bits=cb)
     path = write_json(d, tmp_path / "p.json", weights=weights)
-    validate(path)
+    doc = validate(path)
+    assert doc["crossbar"].get("weight_bits") == wb and doc["crossbar"].get("cell_bits") == cb
     assert_same(d, read_json(path))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bits=BITS, weights=st.sampled_from(["inline", "npz", "none"]))
+def test_weight_precision_round_trips_to_the_same_slices(tmp_path, bits, weights):
+    """weight_bits / cell_bits survive write -> read (and a second write: routed.json and
+    chip.json are written from a read design), giving the spec the same slices."""
+    from group_scissor.physical import spec_of
+    from mapping.spec import CrossbarSpec
+
+    wb, cb = bits or (None, None)
+    d = dataclasses.replace(small_design(), weight_bits=wb, cell_bits=cb)
+    want = CrossbarSpec(8, 8, weight_bits=wb, cell_bits=cb)
+    first = read_netlist(write_json(d, tmp_path / "a.json", weights=weights))
+    second = read_netlist(write_json(first, tmp_path / "b.json", weights=weights))
+    for back in (first, second):
+        assert (back.design.weight_bits, back.design.cell_bits) == (wb, cb)
+        assert back.design.slices == want.slices == spec_of(back).slices
+        assert back.design.n_crossbars == want.slices * sum(u.kind == "tile" for u in d.units)
+    doc = validate(tmp_path / "a.json")
+    assert doc["crossbar"].get("slices") == (want.slices if cb is not None else None)
+
+
+def test_files_without_weight_precision_read_as_analog(tmp_path):
+    """A file written before weight_bits/cell_bits existed (schema 2 without them) reads as
+    analog weights; an unsliced design writes the same crossbar object as then."""
+    path = write_json(small_design(), tmp_path / "d.json")
+    doc = validate(path)
+    assert set(doc["crossbar"]) == {"rows", "cols", "encoding", "logical_cols"}
+    back = read_json(path)
+    assert (back.weight_bits, back.cell_bits, back.slices) == (None, None, 1)
+    quantized = write_json(dataclasses.replace(small_design(), weight_bits=6), tmp_path / "q.json")
+    assert validate(quantized)["crossbar"]["weight_bits"] == 6
+    assert "cell_bits" not in validate(quantized)["crossbar"]
+    assert read_json(quantized).slices == 1
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda x: x.update(cell_bits=2), "weight_bits"),  # cell_bits alone
+    (lambda x: x.update(weight_bits=1), "less than the minimum"),
+    (lambda x: x.update(weight_bits=8, cell_bits=0), "less than the minimum"),
+    (lambda x: x.update(weight_bits=8, cell_bits=2, slices=3), "slices is 3"),
+    (lambda x: x.update(weight_bits=8, slices=1), "cell_bits"),  # slices without cell_bits
+    (lambda x: x.update(weight_bits=8.0), "not of type"),
+])
+def test_bad_weight_precision_is_refused(tmp_path, edit, match):
+    path = write_json(small_design(), tmp_path / "d.json")
+    doc = json.loads(path.read_text())
+    edit(doc["crossbar"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(NetlistError, match=match):
+        read_json(path)
+
+
+@pytest.mark.parametrize("bits, match", [
+    ((None, 2), "set design.weight_bits too"), ((1, None), "must be >= 2"), ((8, 0), "1..32"),
+    ((8, True), "1..32")])
+def test_writer_refuses_bad_weight_precision(tmp_path, bits, match):
+    d = dataclasses.replace(small_design(), weight_bits=bits[0], cell_bits=bits[1])
+    with pytest.raises(NetlistError, match=match):
+        write_json(d, tmp_path / "d.json")
+    assert not (tmp_path / "d.json").exists()
 
 
 def test_real_placement_and_routing(tmp_path):
@@ -611,7 +683,8 @@ VALUE = st.recursive(LEAF, lambda c: st.one_of(st.lists(c, max_size=4),
 KEYS = ["name", "kind", "matrix", "block", "site", "slot", "weights", "storage", "dtype", "shape",
         "data", "key", "id", "src", "dst", "width", "route", "producers", "rows", "blocks",
         "source", "live", "source_key", "live_key", "path", "sha256", "grid_gcells",
-        "grid_sites", "output_units_per_site", "gcells_per_site", "gcell_um", "net_model", "x"]
+        "grid_sites", "output_units_per_site", "gcells_per_site", "gcell_um", "net_model",
+        "weight_bits", "cell_bits", "slices", "x"]
 
 
 @pytest.fixture(scope="module")
@@ -647,10 +720,19 @@ def _mutate(data, doc: dict) -> list[str]:
     """Apply one random mutation somewhere in ``doc``; returns raw JSON texts to splice in."""
     raws: list[str] = []
     op = data.draw(st.sampled_from(["replace", "raw", "delete", "add", "duplicate", "dtype",
-                                    "weights_file", "int", "int", "drop_optional"]))
+                                    "weights_file", "int", "int", "drop_optional",
+                                    "precision"]))
+    if op == "precision":  # weight_bits / cell_bits / slices: valid ones flow through sliced
+        xb = doc.get("crossbar")
+        if isinstance(xb, dict):
+            for k in ("weight_bits", "cell_bits", "slices"):
+                if data.draw(st.booleans()):
+                    xb[k] = data.draw(st.one_of(st.integers(0, 34), LEAF))
+        return raws
     if op == "dtype":
-        units = [u for u in doc.get("units", []) if isinstance(u, dict)
-                 and isinstance(u.get("weights"), dict)]
+        listed = doc.get("units")  # an earlier mutation may have replaced the list
+        units = [u for u in (listed if isinstance(listed, list) else [])
+                 if isinstance(u, dict) and isinstance(u.get("weights"), dict)]
         if units:
             data.draw(st.sampled_from(units))["weights"]["dtype"] = data.draw(
                 st.sampled_from(STRINGS[5:15]))

@@ -229,3 +229,102 @@ def test_per_tile_decks_simulate_like_the_single_deck(tmp_path):
         np.testing.assert_allclose(model, amps, rtol=1e-6, atol=1e-15)  # IR drop: the solver
     with pytest.raises(NetlistError, match="not the top deck of a per-tile export"):
         run_ngspice(tmp_path / "one.sp", per_tile=True)
+
+
+# -- weight precision: quantized weights, bit slices (issue 19) --------------------------------
+
+def sliced(w, rows=8, cols=8, encoding="differential", weight_bits=8, cell_bits=2):
+    return chain_design({"m": w}, rows, cols, encoding, weight_bits=weight_bits,
+                        cell_bits=cell_bits)
+
+
+@pytest.mark.parametrize("encoding", ["differential", "offset", "unsigned"])
+@pytest.mark.parametrize("bits", [(8, 2), (8, 3), (5, None), (4, 7)])
+def test_slices_hold_the_digits_the_simulation_programs(encoding, bits):
+    """slice_map cuts the weights exactly as mapping.devices does (one scale per matrix)."""
+    import torch
+
+    from mapping.devices import quantize_weights, slice_digits
+    from netlists.conductance import slice_map
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(20, 10))
+    w[rng.random(w.shape) < 0.3] = 0
+    if encoding == "unsigned":
+        w = np.abs(w)
+    d = sliced(w, 8, 8, encoding, *bits)
+    q, s = quantize_weights(torch.as_tensor(w), bits[0])
+    digits = slice_digits(q, *bits).numpy()  # (K, 20, 10)
+    sm, lcols = slice_map(d), {"differential": 4, "offset": 7, "unsigned": 8}[encoding]
+    assert len(sm.shifts) == d.slices == digits.shape[0]
+    for u in d.units:
+        if u.kind != "tile":
+            continue
+        a, b = u.block
+        r, c = d.tile_weights[u.name].shape
+        block = np.s_[:, a * 8:a * 8 + r, b * lcols:b * lcols + c]
+        np.testing.assert_array_equal(sm.values[u.name], digits[block])
+        np.testing.assert_allclose(sm.weights(u.name, "m"), s * q.numpy()[block[1:]],
+                                   rtol=1e-12, atol=0)
+    assert np.abs(np.concatenate([v.ravel() for v in sm.values.values()])).max() <= (
+        sm.full_scale["m"])
+
+
+def test_tile_conductances_of_quantized_and_sliced_designs():
+    from netlists.conductance import slice_conductances
+
+    w = np.array([[1.0, -0.5, 0.26], [0.0, 0.74, -1.0]])
+    q = sliced(w, 4, 8, weight_bits=3, cell_bits=None)  # q in -3..3, one cell each
+    g = tile_conductances(q, CFG)["m/T0_0"]
+    levels = np.round(w / (1 / 3))  # s = max|w| / 3
+    np.testing.assert_allclose(g[:, 0::2], 1e-6 + (1e-4 - 1e-6) * np.maximum(levels, 0) / 3)
+    d = sliced(w, 4, 8, weight_bits=8, cell_bits=2)
+    with pytest.raises(NetlistError, match="sliced over 4 crossbars per tile.*slice_conductances"):
+        tile_conductances(d, CFG)
+    gs = slice_conductances(d, CFG)["m/T0_0"]
+    assert gs.shape == (4, 2, 6) and gs.min() >= 1e-6 and gs.max() <= 1e-4 * (1 + 1e-12)
+
+
+def test_sliced_deck_structure(tmp_path):
+    d = sliced(np.ones((3, 2)) * [[1.0, -0.3]], 4, 4)
+    text = write_spice(d, tmp_path / "x.sp").read_text()
+    assert text.count("* @tile xb1 m/T0_0 rows=3 bitlines=4") == 1
+    assert "* @slices 4 shifts 1 4 16 64" in text
+    for j in range(4):
+        assert f".subckt xb1s{j} wl0 wl1 wl2 bl0 bl1 bl2 bl3" in text
+        assert f"Xxb1s{j} xb1_wl0 xb1_wl1 xb1_wl2 xb1s{j}_bl0" in text  # shared word lines
+        assert f"V1s{j}_bl3 xb1s{j}_bl3 0 DC 0" in text
+    assert text.count("V1_wl0 xb1_wl0 0 DC 0.2") == 1
+    assert text.count("\nR") == 4 * 3 * 4  # 4 slices of 3 x 4 cells
+
+
+@needs_ngspice
+@pytest.mark.parametrize("encoding", ["differential", "offset", "unsigned"])
+def test_ngspice_recombines_the_slices_to_the_quantized_product(tmp_path, encoding):
+    from netlists.conductance import slice_conductances, slice_map
+
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(12, 6))
+    w[rng.random(w.shape) < 0.3] = 0
+    w[1] = 0  # a row without input wire
+    if encoding == "unsigned":
+        w = np.abs(w)
+    d = sliced(w, 8, 8, encoding)  # 2 row blocks, 8-bit weights in 4 slices of 2 bits
+    v = rng.uniform(0.05, 0.3, size=12)
+    res = run_ngspice(write_spice(d, tmp_path / "x.sp", inputs={"m": v}, config=CFG))
+    per_tile = run_ngspice(write_spice(d, tmp_path / "t" / "x.sp", inputs={"m": v}, config=CFG,
+                                       per_tile=True), per_tile=True)
+    G, volts, sm = slice_conductances(d, CFG), tile_inputs(d, {"m": v}, CFG), slice_map(d)
+    assert res.shifts == per_tile.shifts == (1.0, 4.0, 16.0, 64.0)
+    g = 1e-4 - 1e-6
+    w_max = sm.step["m"] * sm.full_scale["m"]  # s * D: the weight a cell at G_max stands for
+    gain = {"differential": g / w_max, "offset": g / (2 * w_max), "unsigned": g / w_max}[encoding]
+    for name, amps in res.bitline_amps.items():
+        assert amps.shape == (4, G[name].shape[2])
+        np.testing.assert_allclose(amps, np.einsum("krc,r->kc", G[name], volts[name]),
+                                   rtol=1e-6, atol=0)
+        np.testing.assert_allclose(per_tile.bitline_amps[name], amps, rtol=1e-9, atol=1e-18)
+        want = gain * sm.weights(name, "m").T @ volts[name]  # the quantized weights' W^T v
+        if encoding == "unsigned":  # every slice's G_min share, shifted and added
+            want = want + 1e-6 * volts[name].sum() * sum(res.shifts)
+        np.testing.assert_allclose(res.logical_amps()[name], want, rtol=1e-6, atol=1e-15)

@@ -146,3 +146,23 @@ def test_an_inner_block_with_no_fanout_is_not_a_chip_output(tmp_path):
     assert verilog_connectivity(tmp_path / "c.v") == design_connectivity(d)
     if shutil.which("yosys"):
         assert yosys_connectivity(tmp_path / "c.v", tmp_path) == design_connectivity(d)
+
+
+def test_sliced_tiles_count_their_crossbars(tmp_path):
+    """Bit-sliced weights: one xbar_tile per tile with SLICES, the header counting crossbars;
+    the connectivity (buses) is the unsliced design's (issue 19)."""
+    d = small_design()
+    s = Design(d.units, d.nets, d.crossbar_rows, d.crossbar_cols, d.encoding, d.tile_weights,
+               d.row_signals, weight_bits=8, cell_bits=2)
+    tiles = sum(u.kind == "tile" for u in d.units)
+    text = write_verilog(s, tmp_path / "s.v").read_text()
+    assert f"{tiles} tiles x 4 = {4 * tiles} crossbars (SLICES)" in text
+    assert text.count(", .SLICES(4)) \\") == tiles
+    assert "SLICES" not in write_verilog(d, tmp_path / "d.v").read_text().split("endmodule")[-1]
+    assert verilog_connectivity(tmp_path / "s.v") == design_connectivity(d)
+    if shutil.which("yosys"):
+        assert yosys_connectivity(tmp_path / "s.v", tmp_path) == design_connectivity(d)
+    if shutil.which("iverilog"):
+        r = subprocess.run(["iverilog", "-o", str(tmp_path / "a.out"), str(tmp_path / "s.v")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr

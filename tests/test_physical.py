@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import models
 import netlists
 from group_scissor.cli import app
-from mapping import CrossbarSpec, PlaceConfig, map_model
+from mapping import CrossbarSpec, PlaceConfig, RouteConfig, map_model
 from netlists import read_netlist
 from netlists.verilog import design_connectivity, verilog_connectivity
 
@@ -162,3 +162,108 @@ def test_a_design_without_its_dense_baseline_routes_without_a_ratio(tmp_path):
     assert res.exit_code == 0 and "no dense.json" in res.output, res.output
     assert json.loads((tmp_path / "r" / "routing.json").read_text())["routing_area_ratio"] is None
     assert not (tmp_path / "r" / "dense_floorplan.png").exists()
+
+
+@pytest.fixture
+def tiny_mlp(tmp_path):
+    """A registered 40-24-10 MLP (inputs 0..19 of its first layer deleted) and its checkpoint."""
+    from torch import nn
+
+    from models import registry
+
+    def factory():
+        return nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 10))
+
+    models.register("tiny-slice-mlp", factory, input_shape=(40,), num_classes=10, overwrite=True)
+    torch.manual_seed(0)
+    model = factory()
+    with torch.no_grad():
+        model[0].weight[:, :20] = 0  # a row block of tiles disappears
+    path = tmp_path / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    yield "tiny-slice-mlp", path, model
+    registry._REGISTRY.pop("tiny-slice-mlp", None)
+
+
+def test_sliced_weights_flow_through_map_route_and_export(tmp_path, tiny_mlp):
+    """weight_bits=8, cell_bits=2: 4 crossbars per tile from the map stage's design file to
+    the route stage's sites and energy and the export's counts (issue 19)."""
+    from group_scissor.physical import export_stage, map_stage, route_stage, spec_of
+    from mapping.energy import energy
+
+    name, ckpt, model = tiny_mlp
+    plain, sliced = CrossbarSpec(16, 16), CrossbarSpec(16, 16, weight_bits=8, cell_bits=2)
+    assert sliced.slices == 4
+    mp = map_stage(name, ckpt, plain, tmp_path / "m1")
+    ms = map_stage(name, ckpt, sliced, tmp_path / "m4")
+    assert ms["n_crossbars"] == 4 * mp["n_crossbars"] and ms["slices"] == 4
+    mapping = json.loads((tmp_path / "m4" / "mapping.json").read_text())
+    assert mapping["slices"] == 4 and mapping["n_crossbars"] == ms["n_crossbars"]
+    assert mapping["baseline"]["n_crossbars"] == 4 * json.loads(
+        (tmp_path / "m1" / "mapping.json").read_text())["baseline"]["n_crossbars"]
+    assert "in 4 slices of 2-bit cells" in (tmp_path / "m4" / "mapping.txt").read_text()
+    for f in ("design.json", "dense.json"):
+        doc = json.loads((tmp_path / "m4" / f).read_text())
+        assert {k: doc["crossbar"][k] for k in ("weight_bits", "cell_bits", "slices")} == {
+            "weight_bits": 8, "cell_bits": 2, "slices": 4}, f
+    net = read_netlist(tmp_path / "m4" / "design.json")
+    assert spec_of(net) == sliced and spec_of(net).slices == 4
+    assert net.design.n_crossbars == ms["n_crossbars"]
+
+    place = PlaceConfig(method="fast")
+    r1 = route_stage(tmp_path / "m1", tmp_path / "r1", place, {"method": "negotiated"})
+    r4 = route_stage(tmp_path / "m4", tmp_path / "r4", place, {"method": "negotiated"})
+    assert r4["slices"] == 4 and r1["slices"] == 1
+    # the same nets (the slices of a tile share its buses) on sites 4 crossbars big: the
+    # routing grid has the sliced spec's gcells per site, and the wires are longer
+    assert read_netlist(tmp_path / "m4" / "design.json").design.nets == read_netlist(
+        tmp_path / "m1" / "design.json").design.nets
+    grid = json.loads((tmp_path / "r4" / "routed.json").read_text())["layout"]
+    assert grid["gcells_per_site"] == RouteConfig.for_spec(sliced).gcells_per_site > (
+        RouteConfig.for_spec(plain).gcells_per_site)
+    assert r4["wirelength"] > r1["wirelength"] and r4["overflow"] == 0
+    assert r4["routable"]["site_area_um2"] == pytest.approx(4 * sliced.crossbar_area_um2)
+    assert r4["routable"]["crossbar_area_um2"] == pytest.approx(ms["area_um2"])
+    assert ms["area_um2"] == pytest.approx(ms["n_crossbars"] * sliced.crossbar_area_um2)
+    # energy.json of the route stage: the slices counted, as mapping.energy counts them
+    e4 = json.loads((tmp_path / "r4" / "energy.json").read_text())
+    e1 = json.loads((tmp_path / "r1" / "energy.json").read_text())
+    mem = energy(map_model(model, sliced, (40,))).to_dict()
+    assert e4["slices"] == mem["slices"] == 4 and e4["crossbar"] == str(sliced)
+    for k, v in mem["energy_pj_by_component"].items():
+        if k != "interconnect":
+            assert e4["energy_pj_by_component"][k] == pytest.approx(v), k
+            assert e4["dense"]["energy_pj_by_component"][k] == pytest.approx(
+                mem["dense"]["energy_pj_by_component"][k]), k
+    for k in ("array", "dac", "adc", "shift_add"):  # tile parts: 4x; the tree adder: once
+        assert e4["energy_pj_by_component"][k] == pytest.approx(
+            4 * e1["energy_pj_by_component"][k])
+    assert e4["energy_pj_by_component"]["adder"] == pytest.approx(
+        e1["energy_pj_by_component"]["adder"])
+    assert e4["interconnect_pj"] > e1["interconnect_pj"] > 0  # longer wires, same buses
+    assert read_netlist(tmp_path / "r4" / "routed.json").design.slices == 4
+
+    ex = export_stage(tmp_path / "m4", tmp_path / "e4", ("json", "spice", "verilog"),
+                      tmp_path / "r4")
+    assert ex["crossbars"] == ms["n_crossbars"] == 4 * ex["tiles"] and ex["slices"] == 4
+    assert read_netlist(tmp_path / "e4" / "chip.json").design.cell_bits == 2
+    spice = (tmp_path / "e4" / "chip.sp").read_text()  # every slice a crossbar subcircuit
+    assert "* @slices 4 shifts 1 4 16 64" in spice
+    assert spice.count("* @tile ") == ex["tiles"] and spice.count(".subckt ") == ex["crossbars"]
+
+
+def test_map_route_export_commands_take_the_weight_precision(tmp_path):
+    m, r = tmp_path / "m", tmp_path / "r"
+    res = run("map", "--crossbar", "32x32", "--weight-bits", "8", "--cell-bits", "3", "--out", m)
+    assert res.exit_code == 0, res.output
+    assert "in 3 slices of 3-bit cells" in res.output
+    assert read_netlist(m / "design.json").design.slices == 3
+    res = run("route", "--design", m, "--out", r, *FAST)
+    assert res.exit_code == 0, res.output
+    assert json.loads((r / "routing.json").read_text())["slices"] == 3
+    res = run("route", "--crossbar", "32x32", "--set", "weight_bits=8", "--set", "cell_bits=3",
+              "--out", tmp_path / "r2", *FAST)  # maps first, with the same settings
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r2" / "energy.json").read_text())["slices"] == 3
+    res = run("map", "--cell-bits", "2", "--out", tmp_path / "bad")
+    assert res.exit_code == 2 and "set weight_bits too" in res.output, res.output

@@ -33,10 +33,29 @@ def test_config_round_trips_through_toml(tmp_path):
     (["model.x=1"], "model is a single value, not a table"),
     (["prune.threshold=[1]"], "prune.threshold must be a number"),
     (["prune.rebalance=1"], "must be true or false"),
-    (["prune.layers={a=1}"], "prune.layers must be a list")])
+    (["prune.layers={a=1}"], "prune.layers must be a list"),
+    (["evaluate.seeds=0"], r"EvaluateConfig.seeds must be in \[1, "),
+    (["evaluate.seeds=2.5"], "evaluate.seeds must be a whole number"),
+    (["evaluate.test_samples=0"], r"EvaluateConfig.test_samples must be in \[1, "),
+    (["evaluate.calibration_samples=-1"], "EvaluateConfig.calibration_samples must be in"),
+    (["evaluate.device_file="], "EvaluateConfig.device_file must be a preset name"),
+    (["evaluate.device_file=[1]"], "evaluate.device_file must be text")])
 def test_bad_settings_are_named(override, needle):
     with pytest.raises((ConfigError, ValueError), match=needle):
         CompileConfig.load(None, override)
+
+
+def test_evaluate_settings_round_trip_and_have_flags(tmp_path):
+    cfg = CompileConfig.load(None, ["evaluate.device_file=rram_4bit", "evaluate.seeds=3",
+                                    "evaluate.test_samples=100"])
+    assert (cfg.evaluate.device_file, cfg.evaluate.seeds, cfg.evaluate.test_samples) == (
+        "rram_4bit", 3, 100)
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert "[evaluate]" in cfg.to_toml() and CompileConfig.load(tmp_path / "c.toml") == cfg
+    assert CompileConfig().evaluate.device_file is None  # off unless asked for
+    r = CliRunner().invoke(app, ["compile", "--help"], terminal_width=200)
+    for flag in ("--device-file", "--seeds", "--calibration-samples", "--test-samples"):
+        assert flag in r.output, flag
 
 
 def test_a_toml_value_of_the_wrong_kind_is_named(tmp_path):
@@ -67,6 +86,7 @@ def test_compile_runs_resumes_and_reports(tmp_path):
     assert set(rep["accuracy"]) == {"baseline", "rank_clipped", "final"}
     assert 0 < rep["cell_area_ratio"] < 1.5 and rep["routing_area_ratio"] is not None
     assert set(rep["stage_seconds"]) == {"train", "clip", "prune", "map", "route", "export"}
+    assert rep["device_accuracy"] is None and not (tmp_path / "7-evaluate").exists()
     for f in ("report.json", "report.md", "config.toml", "2-clip/ranks.png",
               "5-route/routing.json", "6-export/chip.json", "6-export/chip.v"):
         assert (tmp_path / f).is_file(), f
@@ -142,3 +162,78 @@ def test_fine_tune_restart_sets_the_warm_restart():
 
     cfg = fine_tune_restart(TrainConfig(epochs=10), 4, 0.05, 1.0)
     assert (cfg.restart_epoch, cfg.restart_lr, cfg.restart_warmup_epochs) == (6, 0.05, 1.0)
+
+
+def test_weight_precision_settings_give_the_spec_its_slices(tmp_path):
+    from mapping.routing import RouteConfig
+
+    cfg = CompileConfig.load(None, ["weight_bits=8", "cell_bits=2", "crossbar=32x32"])
+    spec = cfg.spec()
+    assert (spec.weight_bits, spec.cell_bits, spec.slices) == (8, 2, 4)
+    assert cfg.route.gcells_per_site == RouteConfig.for_spec(spec).gcells_per_site
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert "weight_bits = 8" in cfg.to_toml() and CompileConfig.load(tmp_path / "c.toml") == cfg
+    # a [route] table is laid over the sliced spec's grid, not the unsliced one's
+    assert CompileConfig.load(None, ["weight_bits=8", "cell_bits=2", "route.seed=3"]).route.seed == 3
+    assert CompileConfig().spec().slices == 1 and "weight_bits" not in CompileConfig().to_toml()
+    assert CompileConfig(weight_bits=6).spec().slices == 1  # quantized, one cell per weight
+
+
+@pytest.mark.parametrize("override, needle", [
+    (["cell_bits=2"], "^cell_bits slices weights of a fixed precision: set weight_bits too"),
+    (["weight_bits=1"], "^weight_bits must be >= 2"),
+    (["weight_bits=33"], "^weight_bits must be an int in 1..32"),
+    (["weight_bits=8", "cell_bits=0"], "^cell_bits must be an int in 1..32"),
+    (["weight_bits=8.5"], "weight_bits must be a whole number"),
+    (["weight_bits=true"], "weight_bits must be a whole number"),
+    (["weight_bits.x=1"], "weight_bits is a single value")])
+def test_bad_weight_precision_is_named(override, needle):
+    with pytest.raises(ConfigError, match=needle):
+        CompileConfig.load(None, override)
+    with pytest.raises(ConfigError):
+        CompileConfig(weight_bits=None, cell_bits=2)
+
+
+def test_weight_precision_reruns_map_and_after_not_training(tmp_path, monkeypatch):
+    """The stages are stubbed: only the fingerprints and the spec map receives are tested."""
+    from types import SimpleNamespace
+
+    from group_scissor import compress, physical, prune, report, stages
+
+    def trained(*a, **k):
+        return SimpleNamespace(test_accuracy=0.5, extra={"wires": {
+            "wire_ratio": 1.0, "total": {"wires": 1}, "dense_baseline": {"wires": 1}}})
+
+    specs = []
+    monkeypatch.setattr(stages, "train_stage", trained)
+    monkeypatch.setattr(compress, "clip_stage", trained)
+    monkeypatch.setattr(prune, "prune_stage", trained)
+    monkeypatch.setattr(physical, "map_stage", lambda m, c, spec, out: specs.append(spec) or {})
+    monkeypatch.setattr(physical, "route_stage", lambda *a: {})
+    monkeypatch.setattr(physical, "export_stage", lambda *a: {})
+    monkeypatch.setattr(report, "build_report", lambda *a: {})
+    monkeypatch.setattr(report, "write_report", lambda *a: None)
+
+    def ran(*settings):
+        log = []
+        run_compile(CompileConfig.load(None, list(settings)), tmp_path, progress=False,
+                    log=log.append)
+        return [m.split("]")[0][1:] for m in log if "running" in m]
+
+    assert ran() == ["1-train", "2-clip", "3-prune", "4-map", "5-route", "6-export"]
+    assert ran() == []
+    assert ran("weight_bits=8", "cell_bits=2") == ["4-map", "5-route", "6-export"]
+    assert specs[-1].slices == 4
+    assert ran("weight_bits=8", "cell_bits=2") == []
+    assert ran("weight_bits=8", "cell_bits=4") == ["4-map", "5-route", "6-export"]
+    assert specs[-1].slices == 2
+    assert ran() == ["4-map", "5-route", "6-export"] and specs[-1].slices == 1
+
+
+def test_report_states_the_weight_precision():
+    from group_scissor.report import _precision
+
+    assert _precision(CompileConfig().spec().to_dict()) == ""
+    assert "(one cell each)" in _precision({"weight_bits": 6})
+    xb = {**CompileConfig(weight_bits=8, cell_bits=2).spec().to_dict(), "slices": 4}
+    assert "8-bit weights sliced over 4 crossbars of 2-bit cells per tile" in _precision(xb)

@@ -181,6 +181,23 @@ def test_wide_units_span_sites():
     assert not place(d, PlaceConfig(layout="arrays")).spans  # without site_wires: none
 
 
+def test_spans_survive_the_json_netlist(tmp_path):
+    from netlists import read_netlist, write_json
+    from netlists._common import NetlistError
+
+    d = layered([(12, 1)], [8], seed=0)
+    pl = place(d, PlaceConfig(layout="arrays", site_wires=40))
+    assert pl.spans
+    nl = read_netlist(write_json(d, tmp_path / "r.json", placement=pl, weights="none"))
+    assert nl.spans == pl.spans and nl.sites == pl.positions
+    again = read_netlist(write_json(nl, tmp_path / "r2.json", weights="none"))  # passed on
+    assert again.spans == pl.spans
+    bad = type("P", (), {"positions": pl.positions, "slots": {}, "grid_sites": pl.grid_sites,
+                         "spans": {"IN": pl.grid_sites[1] + 1}})()
+    with pytest.raises(NetlistError, match="beyond the"):
+        write_json(d, tmp_path / "bad.json", placement=bad, weights="none")
+
+
 def test_auto_picks_cpsat_only_for_small_designs():
     small = chain()
     big = layered([(3, 4), (5, 4)], [8], seed=0)
