@@ -488,6 +488,14 @@ def grouped_matrices(model: nn.Module, rows: int, lcols: int,
             raise ConfigError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "
                              f"{_names(found)}")
         found = [f for f in found if f[0] in config.layers or f[1] in config.layers]
+        if isinstance(config.lambda_, Mapping):  # a lambda for a matrix left out would be ignored
+            kept = {x for n, lay, _, _ in found for x in (n, lay)}
+            outside = [k for k in config.lambda_ if k != "*" and k not in kept]
+            if outside:
+                raise ConfigError(
+                    f"group Lasso: a lambda is given for {outside}, but --layers "
+                    f"({', '.join(config.layers)}) leaves them out, so it would be ignored; add "
+                    "them to --layers or drop their lambda")
     shared: dict[int, TileGroups] = {}  # a grouped conv's matrices share one TileGroups
     out = []
     for name, layer, module, group in found:

@@ -510,6 +510,14 @@ def test_an_unknown_group_matrix_name_names_the_valid_ones(kw):
     assert "dw.g7," not in msg  # the groups of a layer are one range, not 16 names
 
 
+def test_a_lambda_for_a_matrix_outside_layers_is_refused_not_ignored():
+    cfg = GroupLassoConfig(lambda_={"*": 0.1, "fc": 1.0}, layers=("dw",))
+    with pytest.raises(ConfigError, match=r"lambda is given for \['fc'\], but --layers \(dw\)"):
+        grouped_matrices(grouped_net(), 8, 8, cfg)
+    ok = GroupLassoConfig(lambda_={"*": 0.1, "dw.g3": 1.0}, layers=("dw",))  # inside: fine
+    assert len(grouped_matrices(grouped_net(), 8, 8, ok)) == 16
+
+
 def test_huge_lambda_deletes_exactly_its_group_slices_and_masks_hold():
     model = grouped_net()
     ref = grouped_net()
