@@ -177,8 +177,8 @@ def export(cfg, checkpoint: Checkpoint = None, design: Design = None,
     from group_scissor.physical import export_stage
 
     m = export_stage(_design(cfg, checkpoint, design, out), out, cfg.formats, routed)
-    for f, path in m["files"].items():
-        typer.echo(f"{f:8s} {path}")
+    for f, name in m["files"].items():
+        typer.echo(f"{f:8s} {Path(out) / name}")
     typer.echo(f"{m['crossbars']} crossbars, {m['nets']} nets, {m['wires']} wires"
                f"{', with layout' if m['layout'] else ''} -> {out}")
 

@@ -34,6 +34,13 @@ threshold ('absolute'), in every selected matrix (also one whose lambda is 0). D
 are zeroed and masked (``weight_mask`` buffer, models.masks): they stay zero through
 fine-tuning (masks re-applied after every step), checkpoint.pt / resume.pt (the mask is a
 buffer; checkpoint.conform_model re-creates it on load) and export (the mapper reads the zeros).
+Grouped convs (groups = g, depthwise when g = C): the mapper maps group i as its own matrix
+``<layer>.g<i>`` (the filters weight[i*F/g:(i+1)*F/g], (C/g*kh*kw) x (F/g)), so each is its own
+GroupedMatrix with its own tile grid, named and given a lambda as 'dw.g3' or, all of them, as the
+layer 'dw'; its prox, penalty, deletion and mask act on that slice of the weight. The g matrices
+of a layer share one TileGroups and run as one batched call on the (g, N, M) view of the weight
+(MobileNetV2 has 7,136 depthwise group matrices: one call each costs ~50x the whole rest of a
+prox step). A grouped matrix's relative deletion threshold is relative to its layer's RMS.
 ``lowrank.merge`` keeps zeros, not masks: U @ V has a zero row where a whole row of U is zero
 (the input is deleted in every tile of U) and a zero column where a whole column of V is zero;
 a group deleted in one tile of U or V is generally not a zero of the product, and the merged
@@ -51,7 +58,7 @@ from torch import nn
 from common.errors import ConfigError
 from group_scissor.train import Callback
 from models.lowrank import balance, layer_matrix
-from models.masks import apply_masks, masked_layers, set_mask
+from models.masks import apply_masks, masked_layers, restrict_mask
 
 METHODS = ("prox", "subgradient")
 THRESHOLD_MODES = ("relative", "absolute")
@@ -124,10 +131,11 @@ def tile_grid(n: int, m: int, rows: int, lcols: int) -> tuple[int, int]:
 
 
 def tiled(w: torch.Tensor, rows: int, lcols: int) -> torch.Tensor:
-    """w (N, M) -> zero-padded t (A, rows, B, lcols), t[a, i, b, j] = w[a*rows + i, b*lcols + j]."""
-    na, nb = tile_grid(*w.shape, rows, lcols)
-    w = F.pad(w, (0, nb * lcols - w.shape[1], 0, na * rows - w.shape[0]))
-    return w.reshape(na, rows, nb, lcols)
+    """w (..., N, M) -> zero-padded t (..., A, rows, B, lcols),
+    t[..., a, i, b, j] = w[..., a*rows + i, b*lcols + j]."""
+    na, nb = tile_grid(*w.shape[-2:], rows, lcols)
+    w = F.pad(w, (0, nb * lcols - w.shape[-1], 0, na * rows - w.shape[-2]))
+    return w.reshape(*w.shape[:-2], na, rows, nb, lcols)
 
 
 def group_sizes(n: int, m: int, rows: int, lcols: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,16 +150,22 @@ def group_sizes(n: int, m: int, rows: int, lcols: int) -> tuple[torch.Tensor, to
 
 
 class TileGroups:
-    """The input and output groups of one N x M matrix on a rows x lcols tile grid.
+    """The input and output groups of one N x M matrix on a rows x lcols tile grid, or of a batch
+    of G such matrices: every method takes w (N, M), or w (G, N, M) and answers with a leading G
+    (the g group matrices of a grouped conv in one call: a depthwise layer has up to 960).
 
-    Works on wt = w.T (M, N), the memory order of a Linear/Conv2d weight. Norms: its squares go
-    into a zero-padded buffer viewed as (B, lcols, A, rows), the (A, rows, B, lcols) tiling of
-    the module docstring transposed; input-group norms sum over axis 1, output-group norms over
-    axis 3. Per-group factors broadcast onto tile-aligned views of wt (``_views``: rows of wt by
-    column blocks, (k, lcols, N) + the partial last block; columns by row blocks, (M, k, rows) +
-    the partial last one), never a padded copy. Buffers and views are cached per dtype and
-    weight tensor: dispatch overhead and memory passes, not arithmetic, are what a small
-    network pays."""
+    Works on wt = w.T (G, M, N), the memory order of a Linear/Conv2d weight. Norms: its squares
+    go into a zero-padded buffer viewed as (G, B, c, A, r), the (A, r, B, c) tiling of the module
+    docstring transposed; input-group norms sum over axis 2, output-group norms over axis 4. The
+    internal tile is r x c: r = rows when there are several row blocks, else N (one row block
+    needs no padding rows: they are empty groups), c likewise lcols or M; so a 9 x 1 depthwise
+    group matrix is not padded to a whole tile. The public layouts (``norms``, ``dead``,
+    ``keep_mask``, ``c_in``/``c_out``, ``sizes``) keep the full rows x lcols tile. Per-group
+    factors broadcast onto tile-aligned views of wt (``_views``: rows of wt by column blocks,
+    (G, k, c, N) + the partial last block; columns by row blocks, (G, M, k, r) + the partial
+    last one), never a padded copy. Buffers and views are cached per dtype, device, G and weight
+    tensor: dispatch overhead and memory passes, not arithmetic, are what a small network
+    pays."""
 
     def __init__(self, n: int, m: int, rows: int, lcols: int, sqrt_size: bool = False):
         self.n, self.m, self.rows, self.lcols = n, m, rows, lcols
@@ -161,23 +175,34 @@ class TileGroups:
         c = (lambda s: s.double().sqrt()) if sqrt_size else (lambda s: (s > 0).double())
         self.c_in, self.c_out = c(s_in), c(s_out)
         """c_g: (A, rows, B) and (A, B, lcols); 0 for padding groups."""
+        self._r = rows if self.na > 1 else n
+        self._c = lcols if self.nb > 1 else m
+        self._c_in = self.c_in[:, : self._r].permute(2, 0, 1).contiguous()  # (B, A, r)
+        self._c_out = self.c_out[:, :, : self._c].permute(1, 2, 0).contiguous()  # (B, c, A)
         self._cache: dict = {}
 
+    @staticmethod
+    def _t(w: torch.Tensor) -> torch.Tensor:
+        """w (N, M) or (G, N, M) -> wt (G, M, N), a view."""
+        wt = w.transpose(-1, -2)
+        return wt if wt.dim() == 3 else wt.unsqueeze(0)
+
     def _state(self, wt: torch.Tensor) -> dict:
-        """Per dtype: a zero-padded (B*lcols, A*rows) buffer for the squares, c_g in the
-        (B, A, rows) / (B, lcols, A) layouts and ones of those shapes; per weight tensor: its
+        """Per dtype, device and G: a zero-padded (G, B*c, A*r) buffer for the squares, c_g in the
+        (B, A, r) / (B, c, A) layouts and ones of those shapes; per weight tensor: its
         tile-aligned views."""
-        if wt.shape != (self.m, self.n):
-            raise ConfigError(f"matrix of shape {tuple(wt.T.shape)} given to the groups of a "
-                             f"{self.n}x{self.m} matrix")
-        st = self._cache.get(wt.dtype)
+        if wt.dim() != 3 or wt.shape[1:] != (self.m, self.n):
+            raise ConfigError(f"matrix of shape {tuple(wt.transpose(-1, -2).shape)} given to the "
+                             f"groups of a {self.n}x{self.m} matrix")
+        g = wt.shape[0]
+        st = self._cache.get((wt.dtype, wt.device, g))
         if st is None:
-            c_in = self.c_in.permute(2, 0, 1).contiguous().to(wt.dtype)
-            c_out = self.c_out.permute(1, 2, 0).contiguous().to(wt.dtype)
-            buf = wt.new_zeros(self.nb * self.lcols, self.na * self.rows)  # pad stays 0
-            st = self._cache[wt.dtype] = {
-                "sq": buf[: self.m, : self.n], "sq4": buf.view(self.nb, self.lcols, self.na,
-                                                               self.rows),
+            c_in = self._c_in.to(wt.device, wt.dtype)
+            c_out = self._c_out.to(wt.device, wt.dtype)
+            buf = wt.new_zeros(g, self.nb * self._c, self.na * self._r)  # pad stays 0
+            st = self._cache[(wt.dtype, wt.device, g)] = {
+                "sq": buf[:, : self.m, : self.n],
+                "sq4": buf.view(g, self.nb, self._c, self.na, self._r),
                 "c_in": c_in, "c_out": c_out, "ones_in": torch.ones_like(c_in),
                 "ones_out": torch.ones_like(c_out), "wt": None}
         key = (wt.data_ptr(), wt.stride())  # the cached views keep their tensor alive
@@ -186,98 +211,130 @@ class TileGroups:
         return st
 
     def _views(self, x: torch.Tensor, kind: str) -> list[torch.Tensor]:
-        """x (M, N) cut along tile boundaries: 'in' -> rows of x in whole column blocks
-        (k, lcols, N) and the partial last block; 'out' -> columns in whole row blocks
-        (M, k, rows) and the partial last one."""
+        """x (G, M, N) cut along tile boundaries: 'in' -> rows of x in whole column blocks
+        (G, k, c, N) and the partial last block; 'out' -> columns in whole row blocks
+        (G, M, k, r) and the partial last one."""
+        g = x.shape[0]
         if kind == "in":
-            k, c = self.m // self.lcols, self.lcols
-            return ([x[: k * c].view(k, c, self.n)] if k else []) + (
-                [x[k * c:]] if k < self.nb else [])
-        k, r = self.n // self.rows, self.rows
-        return ([x[:, : k * r].view(self.m, k, r)] if k else []) + (
-            [x[:, k * r:]] if k < self.na else [])
+            k, c = self.m // self._c, self._c
+            return ([x[:, : k * c].view(g, k, c, self.n)] if k else []) + (
+                [x[:, k * c:]] if k < self.nb else [])
+        k, r = self.n // self._r, self._r
+        return ([x[:, :, : k * r].view(g, self.m, k, r)] if k else []) + (
+            [x[:, :, k * r:]] if k < self.na else [])
 
     def _factors(self, f: torch.Tensor, kind: str) -> list[torch.Tensor]:
-        """Per-group factors f_in (B, A, rows) or f_out (B, lcols, A), viewed to broadcast
+        """Per-group factors f_in (G, B, A, r) or f_out (G, B, c, A), viewed to broadcast
         against ``_views(x, kind)``."""
+        g = f.shape[0]
         if kind == "in":
-            f, k = f.view(self.nb, -1)[:, : self.n], self.m // self.lcols  # (B, N)
-            return ([f[:k].unsqueeze(1)] if k else []) + ([f[k]] if k < self.nb else [])
-        f, k = f.view(-1, self.na)[: self.m], self.n // self.rows  # (M, A)
-        return ([f[:, :k].unsqueeze(2)] if k else []) + ([f[:, k:]] if k < self.na else [])
+            f, k = f.reshape(g, self.nb, -1)[:, :, : self.n], self.m // self._c  # (G, B, N)
+            return ([f[:, :k].unsqueeze(2)] if k else []) + (
+                [f[:, k].unsqueeze(1)] if k < self.nb else [])
+        f, k = f.reshape(g, -1, self.na)[:, : self.m], self.n // self._r  # (G, M, A)
+        return ([f[:, :, :k].unsqueeze(3)] if k else []) + ([f[:, :, k:]] if k < self.na else [])
 
     def _norms_t(self, wt: torch.Tensor, which: str = "both"):
-        """Input-group norms (B, A, rows) and/or output-group norms (B, lcols, A) of wt (M, N);
-        padding groups are 0."""
+        """Input-group norms (G, B, A, r) and/or output-group norms (G, B, c, A) of wt
+        (G, M, N); padding groups are 0."""
         st = self._state(wt)
         torch.mul(wt.detach(), wt.detach(), out=st["sq"])
-        n_in = st["sq4"].sum(1).sqrt_() if which != "out" else None
-        n_out = st["sq4"].sum(3).sqrt_() if which != "in" else None
+        n_in = st["sq4"].sum(2).sqrt_() if which != "out" else None
+        n_out = st["sq4"].sum(4).sqrt_() if which != "in" else None
         return n_in, n_out
 
     @torch.no_grad()
     def norms(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """w (N, M) -> input-group norms (A, rows, B), output-group norms (A, B, lcols)."""
-        n_in, n_out = self._norms_t(w.T)
-        return n_in.permute(1, 2, 0), n_out.permute(2, 0, 1)
+        """w (N, M) -> input-group norms (A, rows, B), output-group norms (A, B, lcols); w
+        (G, N, M) -> (G, A, rows, B), (G, A, B, lcols)."""
+        n_in, n_out = self._norms_t(self._t(w))
+        n_in = F.pad(n_in.permute(0, 2, 3, 1), (0, 0, 0, self.rows - self._r))
+        n_out = F.pad(n_out.permute(0, 3, 1, 2), (0, self.lcols - self._c))
+        return (n_in, n_out) if w.dim() == 3 else (n_in[0], n_out[0])
 
-    def penalty(self, w: torch.Tensor) -> torch.Tensor:
-        """sum_g c_g ||w_g||_2 over input and output groups of w (N, M); differentiable, with
-        gradient 0 on a zero group (the masked subgradient)."""
-        return _GroupLassoFn.apply(w.T, self)
+    def penalty(self, w: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """sum_g c_g ||w_g||_2 over input and output groups of w (N, M), or summed over the
+        matrices of w (G, N, M), matrix k's terms times scale[k] when ``scale`` (G,) is given;
+        differentiable, with gradient 0 on a zero group (the masked subgradient)."""
+        return _GroupLassoFn.apply(self._t(w), self, scale)
 
     @torch.no_grad()
-    def prox_(self, w: torch.Tensor, step: float) -> None:
-        """In place on w (N, M), a view of the weight: input groups w_g *= max(0, 1 - step*c_g/
-        ||w_g||), then output groups likewise, with their norms after the first shrink.
-        ``step`` = lr * lambda."""
-        if step <= 0:
+    def prox_(self, w: torch.Tensor, step: float | torch.Tensor) -> None:
+        """In place on w (N, M) or (G, N, M), a view of the weight: input groups w_g *= max(0,
+        1 - step*c_g/||w_g||), then output groups likewise, with their norms after the first
+        shrink. ``step`` = lr * lambda: a float, or (G,) one per matrix (0 leaves it alone)."""
+        per_matrix = isinstance(step, torch.Tensor)
+        if not per_matrix and step <= 0:
             return
-        wt = w.T
+        wt = self._t(w)
         st = self._state(wt)
+        s = step.to(wt.device, wt.dtype).view(-1, 1, 1, 1) if per_matrix else None
         for kind in ("in", "out"):
             n = self._norms_t(wt, kind)[kind == "out"]
             # 1 - step*c/n, clamped at 0 (a zero group: -inf -> 0; padding NaNs are never used)
-            f = torch.addcdiv(st[f"ones_{kind}"], st[f"c_{kind}"], n, value=-step).clamp_min_(0)
+            if per_matrix:  # a step of 0 on a zero group: 0/0 -> NaN -> 0 (its weights are 0)
+                f = torch.addcdiv(st[f"ones_{kind}"], st[f"c_{kind}"] * s, n, value=-1.0)
+                f = f.nan_to_num_(0.0).clamp_min_(0)
+            else:
+                f = torch.addcdiv(st[f"ones_{kind}"], st[f"c_{kind}"], n, value=-step).clamp_min_(0)
             for x, fx in zip(st["wt"][1 if kind == "in" else 2], self._factors(f, kind),
                              strict=True):
                 x.mul_(fx)
 
     @torch.no_grad()
-    def dead(self, w: torch.Tensor, threshold: float, mode: str = "relative"):
-        """Bool (A, rows, B), (A, B, lcols): groups at or under the threshold (padding: False).
-        relative: ||w_g|| <= threshold * rms(w) * sqrt(|g|); absolute: ||w_g|| <= threshold."""
-        sq = tiled(w.double().square(), self.rows, self.lcols)  # (A, rows, B, lcols)
-        n_in, n_out = sq.sum(3).sqrt(), sq.sum(1).sqrt()
-        s_in, s_out = self.sizes
+    def dead(self, w: torch.Tensor, threshold: float, mode: str = "relative",
+             rms: float | None = None):
+        """Bool (A, rows, B), (A, B, lcols) for w (N, M), with a leading G for w (G, N, M):
+        groups at or under the threshold (padding: False). relative: ||w_g|| <= threshold * rms
+        * sqrt(|g|), rms = ``rms`` if given (one for every matrix, e.g. the RMS of a grouped
+        conv's whole weight), else rms(w) of each matrix; absolute: ||w_g|| <= threshold."""
+        w3 = w.unsqueeze(0) if w.dim() == 2 else w
+        r, c = self._r, self._c
+        sq = tiled(w3.double().square(), r, c)  # (G, A, r, B, c)
+        n_in, n_out = sq.sum(4).sqrt(), sq.sum(2).sqrt()  # (G, A, r, B), (G, A, B, c)
+        s_in = self.sizes[0][:, :r].to(w.device)
+        s_out = self.sizes[1][..., :c].to(w.device)
         if mode == "relative":
-            rms = w.double().square().mean().sqrt()
-            t_in, t_out = (threshold * rms * s_in.double().sqrt(),
-                           threshold * rms * s_out.double().sqrt())
+            if rms is None:
+                rms = w3.double().square().mean((1, 2)).sqrt().view(-1, 1, 1, 1)
+            t_in, t_out = threshold * rms * s_in.double().sqrt(), threshold * rms * s_out.double().sqrt()
         elif mode == "absolute":
-            t_in = t_out = torch.tensor(float(threshold), dtype=torch.float64)
+            t_in = t_out = torch.tensor(float(threshold), dtype=torch.float64, device=w.device)
         else:
             raise ConfigError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
-        return (n_in <= t_in) & (s_in > 0), (n_out <= t_out) & (s_out > 0)
+        g = w3.shape[0]
+        d_in = torch.zeros(g, self.na, self.rows, self.nb, dtype=torch.bool, device=w.device)
+        d_out = torch.zeros(g, self.na, self.nb, self.lcols, dtype=torch.bool, device=w.device)
+        d_in[:, :, :r] = (n_in <= t_in) & (s_in > 0)
+        d_out[..., :c] = (n_out <= t_out) & (s_out > 0)
+        return (d_in, d_out) if w.dim() == 3 else (d_in[0], d_out[0])
 
     def keep_mask(self, dead_in: torch.Tensor, dead_out: torch.Tensor) -> torch.Tensor:
-        """(N, M) bool: the weights in no dead group."""
-        dead = dead_in.unsqueeze(3) | dead_out.unsqueeze(1)  # (A, rows, B, lcols)
-        return ~dead.reshape(self.na * self.rows, self.nb * self.lcols)[: self.n, : self.m]
+        """(N, M) bool (with the leading G of the arguments, if any): the weights in no dead
+        group."""
+        dead = dead_in.unsqueeze(-1) | dead_out.unsqueeze(-3)  # (..., A, rows, B, lcols)
+        lead = dead.shape[:-4]
+        return ~dead.reshape(*lead, self.na * self.rows, self.nb * self.lcols)[..., : self.n,
+                                                                              : self.m]
 
 
 class _GroupLassoFn(torch.autograd.Function):
-    """sum_g c_g ||w_g|| of wt = w.T (M, N); backward in two passes over the weights:
-    grad * wt * (c_in/||g_in|| + c_out/||g_out||), 0 on zero groups."""
+    """sum_g s_k c_g ||w_g|| of wt = w.T (G, M, N) (s_k = ``scale`` of matrix k, or 1);
+    backward in two passes over the weights: grad * wt * s_k (c_in/||g_in|| + c_out/||g_out||),
+    0 on zero groups."""
 
     @staticmethod
-    def forward(ctx, wt, groups: TileGroups):
+    def forward(ctx, wt, groups: TileGroups, scale: torch.Tensor | None):
         st = groups._state(wt)
         n_in, n_out = groups._norms_t(wt)
+        c_in, c_out = st["c_in"], st["c_out"]
+        if scale is not None:
+            s = scale.to(wt.device, wt.dtype).view(-1, 1, 1, 1)
+            c_in, c_out = c_in * s, c_out * s
         ctx.groups = groups
-        ctx.save_for_backward(wt, torch.div(st["c_in"], n_in).nan_to_num_(0, 0, 0),
-                              torch.div(st["c_out"], n_out).nan_to_num_(0, 0, 0))
-        return (n_in * st["c_in"]).sum() + (n_out * st["c_out"]).sum()
+        ctx.save_for_backward(wt, torch.div(c_in, n_in).nan_to_num_(0, 0, 0),
+                              torch.div(c_out, n_out).nan_to_num_(0, 0, 0))
+        return (n_in * c_in).sum() + (n_out * c_out).sum()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -290,7 +347,7 @@ class _GroupLassoFn(torch.autograd.Function):
         for o, x, f in zip(groups._views(out, "out"), st["wt"][2],
                            groups._factors(f_out * grad, "out"), strict=True):
             o.addcmul_(x, f)
-        return out, None
+        return out, None, None
 
 
 def group_lasso_penalty(w: torch.Tensor, rows: int, lcols: int, lam: float = 1.0,
@@ -306,72 +363,171 @@ class GroupedMatrix:
     """One mapped matrix under the group Lasso."""
 
     name: str
-    """Mapper's matrix name ('conv1', 'fc1.U')."""
+    """Mapper's matrix name ('conv1', 'fc1.U', 'dw.g3')."""
     layer: str
-    """Mapper's layer name ('fc1' for both factors of a pair)."""
+    """Mapper's layer name ('fc1' for both factors of a pair, 'dw' for every group of a grouped
+    conv)."""
     module: nn.Module
-    """The Linear/Conv2d holding the weight; its matrix is layer_matrix(module), a view."""
+    """The Linear/Conv2d holding the weight; its matrix is layer_matrix(module, group), a view."""
     lam: float
     groups: TileGroups
+    """The groups of this matrix's shape; the g matrices of a grouped conv share one."""
+    group: int | None = None
+    """Group i of a grouped conv: the matrix is the filters weight[i*F/g:(i+1)*F/g]."""
 
     @property
     def matrix(self) -> torch.Tensor:
-        return layer_matrix(self.module)  # (N, M), a view of module.weight
+        return layer_matrix(self.module, self.group)  # (N, M), a view of module.weight
+
+
+def group_stack(module: nn.Module) -> torch.Tensor:
+    """The g group matrices of a grouped conv as one (g, C/g*kh*kw, F/g) view of its (contiguous)
+    weight: [i] = layer_matrix(module, i)."""
+    w, g = module.weight, module.groups
+    return w.view(g, w.shape[0] // g, -1).transpose(1, 2)
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The selected matrices of one module, handled in one call: a plain matrix alone (G = 1),
+    the group matrices of a grouped conv all together (G = g; a group that is not selected has
+    lambda 0 and is never deleted)."""
+
+    groups: TileGroups
+    module: nn.Module
+    mats: list[GroupedMatrix]
+    lam: torch.Tensor
+    """(G,) float64, 0 for a group that is not selected."""
+    selected: torch.Tensor
+    """(G,) bool."""
+    uniform: float | None
+    """The one lambda of a batch whose G matrices are all selected with the same lambda."""
+
+    def __post_init__(self) -> None:
+        self.active = bool(self.lam.any())
+        """Some lambda is > 0."""
+
+    @property
+    def stack(self) -> torch.Tensor:
+        """(G, N, M), a view of the module's weight."""
+        g = self.mats[0]
+        return g.matrix.unsqueeze(0) if g.group is None else group_stack(self.module)
+
+    def step(self, lr: float) -> float | torch.Tensor:
+        return lr * self.uniform if self.uniform is not None else lr * self.lam
+
+    def penalty(self) -> torch.Tensor:
+        if self.uniform is not None:
+            return self.uniform * self.groups.penalty(self.stack)
+        return self.groups.penalty(self.stack, self.lam)
+
+
+def _batches(mats: list[GroupedMatrix]) -> list[_Batch]:
+    """One batch per module, in the order of ``mats``: the plain matrices one by one, a grouped
+    conv's matrices together."""
+    parts: dict[int, list[GroupedMatrix]] = {}
+    for g in mats:
+        parts.setdefault(id(g) if g.group is None else id(g.module), []).append(g)
+    out = []
+    for members in parts.values():
+        g = members[0]
+        if g.group is None:
+            out.append(_Batch(g.groups, g.module, [g], torch.tensor([g.lam], dtype=torch.float64),
+                              torch.ones(1, dtype=torch.bool), g.lam))
+            continue
+        module = g.module
+        idx = torch.tensor([g.group for g in members])
+        lam = torch.zeros(module.groups, dtype=torch.float64)
+        lam[idx] = torch.tensor([g.lam for g in members], dtype=torch.float64)
+        selected = torch.zeros(module.groups, dtype=torch.bool)
+        selected[idx] = True
+        uniform = float(lam[0]) if selected.all() and bool((lam == lam[0]).all()) else None
+        out.append(_Batch(members[0].groups, module, members, lam, selected, uniform))
+    return out
+
+
+def _names(found: list[tuple]) -> str:
+    """The matrix names of ``found`` for a message; a grouped conv's as 'dw.g0 .. dw.g31'."""
+    out, seen = [], set()
+    for name, layer, _, group in found:
+        if group is None:
+            out.append(name)
+        elif layer not in seen:
+            seen.add(layer)
+            gs = [n for n, lay, _, g in found if lay == layer and g is not None]
+            out.append(gs[0] if len(gs) == 1 else f"{gs[0]} .. {gs[-1]}")
+    return ", ".join(out)
 
 
 def grouped_matrices(model: nn.Module, rows: int, lcols: int,
                      config: GroupLassoConfig) -> list[GroupedMatrix]:
     """The matrices the mapper would map (mapping.extract.find_layers), restricted to
-    ``config.layers``; raises ConfigError naming the valid names for an unknown one in
-    ``config.layers`` or among the keys of a per-layer ``config.lambda_`` (a typo there would
-    otherwise leave that matrix at the '*' strength, silently)."""
+    ``config.layers``: a grouped conv's g group matrices 'dw.g0' .. are one GroupedMatrix each
+    (selected or given a lambda by that name, or all of them by the layer name 'dw'). Raises
+    ConfigError naming the valid names for an unknown one in ``config.layers`` or among the
+    keys of a per-layer ``config.lambda_`` (a typo there would otherwise leave that matrix at
+    the '*' strength, silently)."""
     from mapping.extract import find_layers
 
-    layers = find_layers(model)
-    grouped = [lay.name for lay in layers if lay.groups > 1]
-    if grouped:
-        raise ConfigError(f"group Lasso: grouped convs {grouped} are not supported yet (the mapper "
-                          "maps them as one matrix per group)")
-    found = [(m.name, lay.name, m.module) for lay in layers for m in lay.matrices]
-    names = {x for n, lay, _ in found for x in (n, lay)}
+    found = [(m.name, lay.name, m.module, m.group) for lay in find_layers(model)
+             for m in lay.matrices]
+    names = {x for n, lay, _, _ in found for x in (n, lay)}
     if isinstance(config.lambda_, Mapping):
         unknown = [k for k in config.lambda_ if k != "*" and k not in names]
         if unknown:
-            layers = sorted({lay for n, lay, _ in found if n != lay})
+            layers = sorted({lay for n, lay, _, _ in found if n != lay})
             raise ConfigError(
                 f"group Lasso: a lambda is given for {unknown}, but the model has no matrix or "
-                f"layer of that name; its matrices are: {', '.join(n for n, _, _ in found)}"
-                + (f" (layer names {', '.join(layers)} set both factors of a pair)" if layers
-                   else "") + "; '*' sets every other matrix. Check the spelling "
-                "(--lambda '*=X,NAME=Y').")
+                f"layer of that name; its matrices are: {_names(found)}"
+                + (f" (layer names {', '.join(layers)} set every matrix of a low-rank pair or "
+                   "grouped conv)" if layers else "") + "; '*' sets every other matrix. Check "
+                "the spelling (--lambda '*=X,NAME=Y').")
     if config.layers is not None:
         unknown = [x for x in config.layers if x not in names]
         if unknown:
             raise ConfigError(f"group Lasso: no matrix or layer named {unknown}; the model's are: "
-                             f"{', '.join(n for n, _, _ in found)}")
+                             f"{_names(found)}")
         found = [f for f in found if f[0] in config.layers or f[1] in config.layers]
-    for name, _, module in found:
-        if not module.weight.is_contiguous():  # prox_ works in place on a view of the weight
-            raise ConfigError(f"group Lasso: the weight of {name!r} is not contiguous (e.g. "
-                             "channels_last); call model.to(memory_format=torch.contiguous_format)")
-    return [GroupedMatrix(name, layer, module, config.lambda_for(name, layer),
-                          TileGroups(*layer_matrix(module).shape, rows, lcols,
-                                     config.sqrt_size_weighting))
-            for name, layer, module in found]
+        if isinstance(config.lambda_, Mapping):  # a lambda for a matrix left out would be ignored
+            kept = {x for n, lay, _, _ in found for x in (n, lay)}
+            outside = [k for k in config.lambda_ if k != "*" and k not in kept]
+            if outside:
+                raise ConfigError(
+                    f"group Lasso: a lambda is given for {outside}, but --layers "
+                    f"({', '.join(config.layers)}) leaves them out, so it would be ignored; add "
+                    "them to --layers or drop their lambda")
+    shared: dict[int, TileGroups] = {}  # a grouped conv's matrices share one TileGroups
+    out = []
+    for name, layer, module, group in found:
+        if id(module) not in shared:
+            if not module.weight.is_contiguous():  # prox_ works in place on a view of the weight
+                raise ConfigError(f"group Lasso: the weight of {name!r} is not contiguous (e.g. "
+                                 "channels_last); call "
+                                 "model.to(memory_format=torch.contiguous_format)")
+            shared[id(module)] = TileGroups(*layer_matrix(module, group).shape, rows, lcols,
+                                            config.sqrt_size_weighting)
+        out.append(GroupedMatrix(name, layer, module, config.lambda_for(name, layer),
+                                 shared[id(module)], group))
+    return out
 
 
+@torch.no_grad()
 def group_stats(mats: list[GroupedMatrix]) -> dict:
     """Counts of real and exactly-zero input/output groups, and the penalty lam * sum c_g ||w_g||."""
     d = {"input_groups": 0, "zero_input_groups": 0, "output_groups": 0, "zero_output_groups": 0,
          "penalty": 0.0}
-    for g in mats:
-        n_in, n_out = g.groups.norms(g.matrix)
-        s_in, s_out = g.groups.sizes
-        d["input_groups"] += int((s_in > 0).sum())
-        d["output_groups"] += int((s_out > 0).sum())
-        d["zero_input_groups"] += int(((n_in == 0) & (s_in > 0)).sum())
-        d["zero_output_groups"] += int(((n_out == 0) & (s_out > 0)).sum())
-        d["penalty"] += g.lam * float((n_in * g.groups.c_in).sum() + (n_out * g.groups.c_out).sum())
+    for b in _batches(mats):
+        tg = b.groups
+        n_in, n_out = tg.norms(b.stack)  # (G, A, rows, B), (G, A, B, lcols)
+        real_in, real_out = tg.sizes[0] > 0, tg.sizes[1] > 0
+        sel = b.selected
+        d["input_groups"] += int(real_in.sum()) * len(b.mats)
+        d["output_groups"] += int(real_out.sum()) * len(b.mats)
+        d["zero_input_groups"] += int(((n_in == 0) & real_in)[sel].sum())
+        d["zero_output_groups"] += int(((n_out == 0) & real_out)[sel].sum())
+        pen = (n_in.double() * tg.c_in).flatten(1).sum(1) + (n_out.double() * tg.c_out).flatten(
+            1).sum(1)
+        d["penalty"] += float((b.lam * pen).sum())
     return d
 
 
@@ -379,16 +535,22 @@ def group_stats(mats: list[GroupedMatrix]) -> dict:
 def delete_groups(mats: list[GroupedMatrix], threshold: float,
                   mode: str = "relative") -> dict[str, dict[str, int]]:
     """Zero and mask (``weight_mask``, combined with any existing mask) every group at or under
-    the threshold. Returns {matrix: {'input': deleted input groups, 'output': ...}}."""
+    the threshold. The relative threshold of a grouped conv's matrix is relative to the RMS of
+    the whole layer (all its groups): a depthwise group matrix is one column, which its own RMS
+    would never let go below the threshold. Returns {matrix: {'input': deleted input groups,
+    'output': ...}}."""
     report = {}
-    for g in mats:
-        w = g.matrix
-        d_in, d_out = g.groups.dead(w, threshold, mode)
-        keep = g.groups.keep_mask(d_in, d_out).T  # (M, N): the weight's orientation
-        old = getattr(g.module, "weight_mask", None)
-        mask = keep.to(w.dtype) if old is None else old.reshape(keep.shape) * keep
-        set_mask(g.module, mask)
-        report[g.name] = {"input": int(d_in.sum()), "output": int(d_out.sum())}
+    for b in _batches(mats):
+        w = b.stack  # (G, N, M)
+        rms = None if b.mats[0].group is None else float(w.double().square().mean().sqrt())
+        d_in, d_out = b.groups.dead(w, threshold, mode, rms)
+        d_in &= b.selected.view(-1, 1, 1, 1)
+        d_out &= b.selected.view(-1, 1, 1, 1)
+        restrict_mask(b.module, b.groups.keep_mask(d_in, d_out).transpose(1, 2))  # (G, M, N)
+        n_in, n_out = d_in.flatten(1).sum(1).tolist(), d_out.flatten(1).sum(1).tolist()
+        for g in b.mats:
+            i = g.group or 0
+            report[g.name] = {"input": int(n_in[i]), "output": int(n_out[i])}
     return report
 
 
@@ -408,11 +570,13 @@ class GroupLasso(Callback):
         """With it, deletion also removes the wires left dead across matrices
         (group_scissor.dead.delete_dead_signals)."""
         self.mats: list[GroupedMatrix] = []
+        self.batches: list[_Batch] = []  # the prox/penalty calls: a grouped conv's in one
         self.deleted: dict | None = None  # {"step": s, "groups": {matrix: {...}}} once deleted
         self._masked = False
 
     def on_train_begin(self, trainer) -> None:
         self.mats = grouped_matrices(trainer.module, self.rows, self.lcols, self.config)
+        self.batches = _batches(self.mats)
         self._masked = bool(masked_layers(trainer.module))
         if self.deleted is None and self.delete_step is not None and trainer.step >= self.delete_step:
             self._delete(trainer)  # e.g. no regularized steps at all
@@ -420,16 +584,16 @@ class GroupLasso(Callback):
     def penalty(self, trainer):
         if self.config.method != "subgradient" or self.deleted is not None:
             return None
-        terms = [g.lam * g.groups.penalty(g.matrix) for g in self.mats if g.lam]
+        terms = [b.penalty() for b in self.batches if b.active]
         return torch.stack(terms).sum() if terms else None
 
     def after_step(self, trainer) -> None:
         if self.deleted is None:
             if self.config.method == "prox":
                 lr = trainer.optimizer.param_groups[0]["lr"]
-                for g in self.mats:
-                    if g.lam:
-                        g.groups.prox_(g.matrix, lr * g.lam)
+                for b in self.batches:
+                    if b.active:
+                        b.groups.prox_(b.stack, b.step(lr))
             if self.delete_step is not None and trainer.step >= self.delete_step:
                 self._delete(trainer)
         if self._masked:

@@ -197,8 +197,8 @@ def export_stage(design: str | os.PathLike, out: str | os.PathLike, formats=tupl
     written = {}
     for f, suffix in FORMATS.items():
         path = out / f"{name}{suffix}"
-        if f in formats:
-            written[f] = str(writers[f](path))
+        if f in formats:  # by name: compile writes into a temporary folder renamed after
+            written[f] = Path(writers[f](path)).name
         else:
             path.unlink(missing_ok=True)
             if f == "json":

@@ -13,12 +13,15 @@ wires.json (all counts on the logical tile grid, hardware-model.md sections 2-4)
   crossbar                     {rows, cols, encoding, lcols}
   layers[]                     per layer: name, shape, rank, input_wires, output_wires, wires,
                                nets, crossbars, dense {input_wires, output_wires, wires, nets,
-                               crossbars} (the layer as one dense N x M matrix), wire_ratio, and
-                               matrices[] (U and V of a pair): name, shape, grid, input_wires,
-                               output_wires, wires, nets, crossbars, input_groups, output_groups,
-                               zero_input_groups, zero_output_groups
+                               crossbars} (the layer as one dense N x M matrix; a grouped conv
+                               as its g dense group matrices), wire_ratio, and matrices[] (U and
+                               V of a pair, 'dw.g0' .. of a grouped conv): name, shape, grid,
+                               input_wires, output_wires, wires, nets, crossbars, input_groups,
+                               output_groups, zero_input_groups, zero_output_groups
   total, dense_baseline, before  {input_wires, output_wires, wires, nets, crossbars, cells}
                                (before: the checkpoint as loaded, before pruning)
+  deleted                      {step, groups: {matrix: {input, output}} deleted groups,
+                               dead_signals: {matrix: {columns, rows}}}
   wire_ratio                   total wires / dense baseline wires
   net_ratio, crossbar_area_ratio, cell_area_ratio   same, for nets, crossbars and cells
 An input wire is a live input-wire group (a row with a non-zero weight in the tile), an output
@@ -193,7 +196,9 @@ def wire_report(mapped) -> dict:
                          "zero_input_groups": int(n * nb - mm.row_nonzero.sum()),
                          "zero_output_groups": int(na * m - mm.col_nonzero.sum())})
         tot = {k: sum(x[k] for x in mats) for k in ("input_wires", "output_wires", "nets")}
-        d = _figures(dsums.get(dlayer.name, {}), dlayer.n_crossbars)
+        dsum = {k: sum(dsums.get(dm.name, {}).get(k, 0) for dm in dlayer.matrices)
+                for k in ("input_wires", "output_wires", "nets")}  # a grouped conv: g matrices
+        d = _figures(dsum, dlayer.n_crossbars)
         layers.append({"name": layer.name, "shape": list(layer.shape), "rank": layer.rank,
                        **_figures(tot, layer.n_crossbars), "dense": d,
                        "wire_ratio": (tot["input_wires"] + tot["output_wires"]) / d["wires"],
@@ -222,8 +227,44 @@ def tile_status(mm) -> np.ndarray:
     return status
 
 
+MAX_GROUP_LINES = 64
+"""A grouped layer's panel draws the boundaries between its group matrices up to this many groups."""
+
+
+def tile_panels(mapped) -> list[tuple[str, np.ndarray, list[int], list[int]]]:
+    """What ``plot_tiles`` draws: (title, tile_status (N, M), row lines, column lines) per
+    matrix; a grouped conv's g matrices (MobileNetV2: up to 960 per layer) in one panel, side by
+    side in filter order, (C/g*kh*kw) x F, with the boundaries between groups (up to
+    MAX_GROUP_LINES groups) and between row blocks."""
+    panels = []
+    for layer in mapped.layers:
+        if layer.groups == 1:
+            for mm in layer.matrices:
+                n, m = mm.shape
+                panels.append((
+                    f"{mm.name} {n}x{m}: {mm.n_tiles}/{mm.grid[0] * mm.grid[1]} tiles\n"
+                    f"in {mm.input_wires}/{n * mm.grid[1]}, out {mm.output_wires}/"
+                    f"{mm.grid[0] * m} wires", tile_status(mm),
+                    [a * mm.tile_rows for a in range(1, mm.grid[0])],
+                    [b * mm.tile_cols for b in range(1, mm.grid[1])]))
+            continue
+        mats = layer.matrices
+        (na, nb), (n, m), g = mats[0].grid, mats[0].shape, len(mats)
+        status = np.concatenate([tile_status(mm) for mm in mats], axis=1)  # (N, g*M)
+        cols = [k * m + b * mats[0].tile_cols for k in range(g) for b in range(nb)
+                if k * m + b * mats[0].tile_cols > 0] if g <= MAX_GROUP_LINES else []
+        tiles = sum(mm.n_tiles for mm in mats)
+        panels.append((
+            f"{layer.name}: {g} groups of {n}x{m}: {tiles}/{g * na * nb} tiles\n"
+            f"in {sum(mm.input_wires for mm in mats)}/{g * n * nb}, out "
+            f"{sum(mm.output_wires for mm in mats)}/{g * na * m} wires", status,
+            [a * mats[0].tile_rows for a in range(1, na)], cols))
+    return panels
+
+
 def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
-    """One panel per matrix: its weights on the tile grid, deleted groups coloured."""
+    """One panel per matrix (a grouped conv: per layer, see ``tile_panels``): its weights on
+    the tile grid, deleted groups coloured."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,28 +272,25 @@ def plot_tiles(mapped, path: Path, max_pixels: int = 2_000_000) -> None:
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    mats = mapped.matrices
-    ncol = min(4, len(mats))
-    nrow = -(-len(mats) // ncol)
+    panels = tile_panels(mapped)
+    ncol = min(4, len(panels))
+    nrow = -(-len(panels) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow + 0.6), squeeze=False)
     colors = ["#1f4e79", "#d9d9d9", "#f28e2b", "#59a14f", "#e15759"]
     labels = ["live weight", "zero weight", "input wire deleted", "output wire deleted", "both"]
-    for ax, mm in zip(axes.flat, mats, strict=False):
-        status = tile_status(mm)
-        n, m = mm.shape
+    for ax, (title, status, hlines, vlines) in zip(axes.flat, panels, strict=False):
+        n, m = status.shape
         step = max(1, math.ceil(math.sqrt(n * m / max_pixels)))  # subsample huge matrices
         ax.imshow(status[::step, ::step], cmap=ListedColormap(colors), vmin=0, vmax=4,
                   interpolation="nearest", aspect="auto", extent=(0, m, n, 0))
-        for a in range(1, mm.grid[0]):
-            ax.axhline(a * mm.tile_rows, color="k", lw=0.6)
-        for b in range(1, mm.grid[1]):
-            ax.axvline(b * mm.tile_cols, color="k", lw=0.6)
-        ax.set_title(f"{mm.name} {n}x{m}: {mm.n_tiles}/{mm.grid[0] * mm.grid[1]} tiles\n"
-                     f"in {mm.input_wires}/{n * mm.grid[1]}, out {mm.output_wires}/"
-                     f"{mm.grid[0] * m} wires", fontsize=8)
+        for y in hlines:
+            ax.axhline(y, color="k", lw=0.6)
+        for x in vlines:
+            ax.axvline(x, color="k", lw=0.6)
+        ax.set_title(title, fontsize=8)
         ax.set(xlabel="outputs (logical columns)", ylabel="inputs (rows)")
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(mats):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(colors, labels, strict=True)],
                loc="lower center", ncol=5, fontsize=7, frameon=False)

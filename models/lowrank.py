@@ -15,9 +15,16 @@ from torch import nn
 from common.errors import ConfigError
 
 
-def layer_matrix(layer: nn.Module) -> torch.Tensor:
-    """The (rows=inputs, cols=outputs) matrix of a Linear or Conv2d: weight.reshape(out, -1).T."""
-    return layer.weight.reshape(layer.weight.shape[0], -1).T
+def layer_matrix(layer: nn.Module, group: int | None = None) -> torch.Tensor:
+    """The (rows=inputs, cols=outputs) matrix of a Linear or Conv2d: weight.reshape(out, -1).T;
+    with ``group`` i, that of group i of a grouped conv (groups = g), the filters
+    weight[i*F/g:(i+1)*F/g], (C/g*kh*kw) x (F/g) as mapping.extract.matrix_of. A view of the
+    weight when it is contiguous."""
+    w = layer.weight
+    if group is not None:
+        fg = w.shape[0] // layer.groups
+        w = w[group * fg:(group + 1) * fg]
+    return w.reshape(w.shape[0], -1).T
 
 
 class _LowRank(nn.Module):

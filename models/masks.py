@@ -20,6 +20,22 @@ def set_mask(layer: nn.Module, mask: torch.Tensor) -> None:
         layer.weight.mul_(mask)
 
 
+def restrict_mask(layer: nn.Module, keep: torch.Tensor, group: int | None = None) -> None:
+    """Delete the weights where ``keep`` is 0 on top of ``layer``'s mask (all ones when it has
+    none) and zero them now. ``keep``: the weight's shape, or with ``group`` i of a grouped conv
+    (groups = g) the shape of that group's filters weight[i*F/g:(i+1)*F/g] (other groups keep
+    their mask)."""
+    w = layer.weight
+    old = getattr(layer, "weight_mask", None)
+    mask = torch.ones_like(w) if old is None else old.reshape(w.shape).to(w.dtype).clone()
+    part = mask
+    if group is not None:
+        fg = w.shape[0] // layer.groups
+        part = mask[group * fg:(group + 1) * fg]
+    part.mul_(keep.to(w.device, w.dtype).reshape(part.shape))
+    set_mask(layer, mask)
+
+
 def masked_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if hasattr(m, "weight_mask")}
 

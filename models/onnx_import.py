@@ -26,6 +26,7 @@ are sanitized node names. Operations with no crossbar or periphery mapping (Resi
 attention's MatMul of two signals, ...) raise OnnxImportError naming the node and its type.
 """
 
+import keyword
 import operator
 import re
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class OnnxModel:
     """Size of the output's last dimension."""
     weighted: list[str]
     """Linear/Conv2d module paths in execution order."""
+    externals: list[Path]
+    """Files the model's external data was read from (part of its identity)."""
 
 
 @dataclass
@@ -76,7 +79,10 @@ def load_onnx(path: str | Path) -> OnnxModel:
         raise OnnxImportError(f"ONNX file {path} does not exist; pass the .onnx file written by "
                               "torch.onnx.export (or another exporter)")
     try:
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(path), load_external_data=False)
+        externals = _external_files(proto, path)
+        if externals:  # onnx refuses locations outside the model's folder (and symlinks)
+            onnx.load_external_data_for_model(proto, str(path.parent))
     except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
         raise OnnxImportError(f"{path} is not a readable ONNX model ({type(e).__name__}: "
                               f"{str(e)[:200]}); export it again with torch.onnx.export") from None
@@ -84,7 +90,13 @@ def load_onnx(path: str | Path) -> OnnxModel:
     if not g.node:
         raise OnnxImportError(f"{path} holds an empty graph")
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    consts = {t.name: torch.from_numpy(np.array(numpy_helper.to_array(t))) for t in g.initializer}
+    consts = {}
+    for t in g.initializer:
+        try:
+            consts[t.name] = _tensor(numpy_helper.to_array(t))
+        except Exception as e:  # noqa: BLE001 - a type torch has no tensor for, bad raw data
+            raise OnnxImportError(f"{path}: initializer {t.name!r} cannot be read as a tensor "
+                                  f"({type(e).__name__}: {str(e)[:120]})") from None
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1:
         raise OnnxImportError(f"{path} has {len(inputs)} graph inputs "
@@ -113,11 +125,40 @@ def load_onnx(path: str | Path) -> OnnxModel:
     module = fx.GraphModule(conv.root, conv.graph, class_name="OnnxNet")
     module.eval()
     out0 = outs[0].example
-    return OnnxModel(module, tuple(shape[1:]), int(out0.shape[-1]), conv.weighted)
+    if not isinstance(out0, torch.Tensor) or out0.ndim < 2:
+        raise OnnxImportError(f"{path}: the output has shape {tuple(getattr(out0, 'shape', ()))};"
+                              " the mapper needs a batch of vectors or maps")
+    return OnnxModel(module, tuple(shape[1:]), int(out0.shape[-1]), conv.weighted, externals)
+
+
+def _tensor(a) -> torch.Tensor:
+    """A numpy array or scalar from the file as a torch tensor: floats as float32 (the weights of
+    every module are float32), integers and booleans as they are."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        return torch.from_numpy(a.astype(np.float32))
+    if a.dtype.kind in "iub":
+        return torch.from_numpy(a.copy())
+    raise TypeError(f"no tensor type for {a.dtype}")
+
+
+def _external_files(proto, path: Path) -> list[Path]:
+    """The files the model's external data lives in (onnx.load read them already)."""
+    from onnx import external_data_helper
+
+    files = set()
+    for t in external_data_helper._get_all_tensors(proto):
+        if external_data_helper.uses_external_data(t):
+            info = {e.key: e.value for e in t.external_data}
+            if "location" in info:
+                files.add(path.parent / info["location"])
+    return sorted(files)
 
 
 # ---- the converter --------------------------------------------------------------------------------
 
+_TAKEN = set(dir(nn.Module())) | set(dir(fx.GraphModule))
+"""Attribute names of a module: no layer may be called 'training' or 'forward'."""
 _SCOPE = re.compile(r"^/(.+)/[A-Za-z]+(?:_\d+)?$")
 
 
@@ -135,7 +176,8 @@ class _Converter:
         self.vals: dict[str, _Val] = {n: _Val(t.float() if t.is_floating_point() else t)
                                       for n, t in consts.items()}
         self.names: set[str] = set()
-        self.buffers: dict[int, fx.Node] = {}
+        self.buffers: dict[int, tuple[torch.Tensor, fx.Node]] = {}  # the tensor kept: ids stay unique
+        self.weights_used: dict[str, str] = {}  # initializer -> the weighted node reading it
         self.weighted: list[str] = []
 
     # -- values --
@@ -162,14 +204,14 @@ class _Converter:
         if v.is_signal:
             return v.node
         t = v.example
-        if t.numel() == 1 and t.is_floating_point():
-            return float(t.reshape(()))
+        if t.ndim == 0 and t.is_floating_point():
+            return float(t)
         key = id(t)
         if key not in self.buffers:
-            name = f"const{len(self.buffers)}"
+            name = f"_onnx_const{len(self.buffers)}"
             self.root.register_buffer(name, t.clone())
-            self.buffers[key] = self.graph.get_attr(name)
-        return self.buffers[key]
+            self.buffers[key] = (t, self.graph.get_attr(name))
+        return self.buffers[key][1]
 
     def call(self, fn, *args, **kwargs) -> _Val:
         """fn on the arguments: evaluated now when no argument is a signal, else a graph node."""
@@ -238,6 +280,8 @@ class _Converter:
             if self.free(c):
                 return c
         base = re.sub(r"\W", "_", cands[-1])
+        if not base.isidentifier() or keyword.iskeyword(base):
+            base = "n_" + base
         k = 1
         while not self.free(f"{base}_{k}"):
             k += 1
@@ -245,8 +289,11 @@ class _Converter:
 
     def free(self, name: str) -> bool:
         atoms = name.split(".")
-        if not all(a.isidentifier() or a.isdigit() for a in atoms) or name in self.names:
+        if name in self.names or name.startswith("_onnx_"):
             return False
+        for i, a in enumerate(atoms):  # identifiers (digits inside a path), not taken by torch
+            if not (a.isidentifier() or (i and a.isdigit())) or keyword.iskeyword(a) or a in _TAKEN:
+                return False
         prefixes = {".".join(atoms[:i]) for i in range(1, len(atoms))}
         return not (prefixes & self.names) and not any(n.startswith(name + ".") for n in self.names)
 
@@ -263,23 +310,42 @@ class _Converter:
                 f"{self.where}: operator {node.op_type} has no crossbar or periphery mapping "
                 f"(supported: {', '.join(sorted(n[3:] for n in dir(self) if n.startswith('op_')))})")
         ins = [self.get(n, self.where) if n else None for n in node.input]
-        out = handler(node, _attrs(node), ins)
+        try:
+            out = handler(node, _attrs(node), ins)
+        except UserError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+            raise OnnxImportError(f"{self.where}: cannot be converted ({type(e).__name__}: "
+                                  f"{str(e)[:200]})") from None
         outs = out if isinstance(out, list) else [out]
         for name, v in zip(node.output, outs, strict=False):
             if name:
                 self.vals[name] = v
 
-    def signal(self, ins, what="its input") -> _Val:
+    def signal(self, ins, what="its input", rank: int | None = None) -> _Val:
         v = ins[0]
         if v is None or not v.is_signal:
             raise OnnxImportError(f"{self.where}: {what} must come from the network input")
+        if rank is not None and v.example.ndim != rank:
+            raise OnnxImportError(f"{self.where}: {what} has {v.example.ndim} dimensions; only "
+                                  f"{rank}-D (N, C, H, W) inputs are supported")
         return v
 
     # weighted layers
 
+    def claim(self, node, weight: str) -> None:
+        """A weight initializer read by two weighted nodes is weight sharing: refused, as the
+        capture refuses a module called twice (and training would untie the copies)."""
+        if weight in self.weights_used:
+            raise OnnxImportError(f"{self.where}: its weight {weight!r} is also the weight of node "
+                                  f"{self.weights_used[weight]!r}; weight sharing cannot be mapped "
+                                  "onto crossbars")
+        self.weights_used[weight] = node.name or node.op_type
+
     def op_Conv(self, node, a, ins):
         x = self.signal(ins)
         w = self.const(ins[1], "weight")
+        self.claim(node, node.input[1])
         if w.ndim != 4 or x.example.ndim != 4:
             raise OnnxImportError(f"{self.where}: a {w.ndim - 2}-D convolution; only 2-D convs "
                                   "(N, C, H, W) map onto crossbars")
@@ -319,6 +385,7 @@ class _Converter:
         return (lo[0], lo[1], total[0] - lo[0], total[1] - lo[1])
 
     def linear(self, node, x: _Val, w: torch.Tensor, b: torch.Tensor | None, weight_name: str):
+        self.claim(node, weight_name)
         mod = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
         with torch.no_grad():
             mod.weight.copy_(w)
@@ -355,6 +422,9 @@ class _Converter:
 
     def op_BatchNormalization(self, node, a, ins):
         x = self.signal(ins)
+        if a.get("training_mode", 0):
+            raise OnnxImportError(f"{self.where}: training_mode=1 normalizes with the batch's "
+                                  "own statistics, which a chip cannot do; export in eval mode")
         scale, bias, mean, var = (self.const(v, "statistic") for v in ins[1:5])
         c = scale.numel()
         cls = nn.BatchNorm2d if x.example.ndim == 4 else nn.BatchNorm1d
@@ -384,8 +454,11 @@ class _Converter:
         return self.call(F.elu, ins[0], float(a.get("alpha", 1.0)))
 
     def op_Selu(self, node, a, ins):
-        if "alpha" in a or "gamma" in a:
-            raise OnnxImportError(f"{self.where}: Selu with non-default alpha/gamma")
+        alpha, gamma = float(a.get("alpha", 1.67326319217681884765625)), float(
+            a.get("gamma", 1.05070102214813232421875))
+        if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.0507010) > 1e-6:
+            raise OnnxImportError(f"{self.where}: Selu with alpha {alpha}, gamma {gamma}; only "
+                                  "the standard constants (torch's selu) are supported")
         return self.call(F.selu, ins[0])
 
     def op_Softplus(self, node, a, ins):
@@ -409,6 +482,8 @@ class _Converter:
             float(self.const(ins[1], "min")) if len(ins) > 1 and ins[1] is not None else None)
         hi = a.get("max") if self.opset < 11 else (
             float(self.const(ins[2], "max")) if len(ins) > 2 and ins[2] is not None else None)
+        if lo is None and hi is None:
+            return ins[0]  # a clip without bounds is the identity
         return self.call(torch.clamp, ins[0], lo, hi)
 
     def _binary(fn):  # noqa: N805 - a decorator factory used in the class body
@@ -419,7 +494,10 @@ class _Converter:
     op_Add = _binary(torch.add)
     op_Sub = _binary(torch.sub)
     op_Mul = _binary(torch.mul)
-    op_Div = _binary(torch.div)
+    def op_Div(self, node, a, ins):
+        if not any(v.example.is_floating_point() for v in ins[:2]):  # ONNX integer Div truncates
+            return self.call(torch.div, ins[0], ins[1], rounding_mode="trunc")
+        return self.call(torch.div, ins[0], ins[1])
     op_Pow = _binary(torch.pow)
     op_Equal = _binary(torch.eq)
     op_Less = _binary(torch.lt)
@@ -469,13 +547,19 @@ class _Converter:
         from onnx import TensorProto
 
         to = a["to"]
+        floats = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
         if ins[0].is_signal:
-            if to not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
+            if to not in floats:
                 raise OnnxImportError(f"{self.where}: casts a signal to a non-float type")
-            return ins[0]
+            if ins[0].example.is_floating_point():
+                return ins[0]
+            return self.call(torch.Tensor.float, ins[0])  # a comparison's 0/1 as numbers
         dt = {TensorProto.INT64: torch.int64, TensorProto.INT32: torch.int32,
-              TensorProto.BOOL: torch.bool}.get(to, torch.float32)
-        return _Val(ins[0].example.to(dt))
+              TensorProto.INT16: torch.int16, TensorProto.INT8: torch.int8,
+              TensorProto.UINT8: torch.uint8, TensorProto.BOOL: torch.bool}
+        if to not in dt and to not in floats:
+            raise OnnxImportError(f"{self.where}: Cast to ONNX type {to} is not supported")
+        return _Val(ins[0].example.to(dt.get(to, torch.float32)))
 
     # pooling and reductions
 
@@ -506,10 +590,10 @@ class _Converter:
                          bool(a.get("count_include_pad", 0)))
 
     def op_GlobalAveragePool(self, node, a, ins):
-        return self.call(F.adaptive_avg_pool2d, self.signal(ins), 1)
+        return self.call(F.adaptive_avg_pool2d, self.signal(ins, rank=4), 1)
 
     def op_GlobalMaxPool(self, node, a, ins):
-        return self.call(F.adaptive_max_pool2d, self.signal(ins), 1)
+        return self.call(F.adaptive_max_pool2d, self.signal(ins, rank=4), 1)
 
     def axes(self, a, ins, name="axes") -> list[int] | None:
         if name in a:
@@ -519,7 +603,7 @@ class _Converter:
         return None
 
     def reduce(self, node, a, ins, fn):
-        axes = self.axes(a, ins)
+        axes = self.axes(a, ins) or None  # an empty axes input is no axes
         keep = bool(a.get("keepdims", 1))
         if axes is None:
             if a.get("noop_with_empty_axes", 0):
@@ -552,6 +636,9 @@ class _Converter:
         return self.softmax(node, a, ins, torch.log_softmax)
 
     def op_LRN(self, node, a, ins):
+        if int(a["size"]) % 2 == 0:  # ONNX centres an even window differently from torch
+            raise OnnxImportError(f"{self.where}: LRN with an even size {a['size']} is not "
+                                  "supported (onnxruntime refuses it too)")
         return self.call(F.local_response_norm, self.signal(ins), int(a["size"]),
                          float(a.get("alpha", 1e-4)), float(a.get("beta", 0.75)),
                          float(a.get("bias", 1.0)))
@@ -560,7 +647,8 @@ class _Converter:
 
     def op_Flatten(self, node, a, ins):
         x = ins[0]
-        axis = int(a.get("axis", 1)) % max(x.example.ndim, 1)
+        axis = int(a.get("axis", 1))
+        axis = axis + x.example.ndim if axis < 0 else axis  # axis = rank is allowed
         if not x.is_signal:
             return _Val(x.example.reshape(int(np.prod(x.example.shape[:axis])), -1))
         if axis != 1:
@@ -609,7 +697,10 @@ class _Converter:
         return y
 
     def op_Concat(self, node, a, ins):
-        return self.call(torch.cat, list(ins), int(a["axis"]))
+        axis = int(a["axis"])
+        if any(v.is_signal for v in ins) and axis % ins[0].example.ndim == 0:
+            raise OnnxImportError(f"{self.where}: concatenates along the batch dimension")
+        return self.call(torch.cat, list(ins), axis)
 
     def op_Split(self, node, a, ins):
         x = ins[0]
@@ -617,6 +708,8 @@ class _Converter:
         sizes = list(a["split"]) if "split" in a else (
             self.ints(ins[1], "split") if len(ins) > 1 and ins[1] is not None else None)
         n = len(node.output)
+        if x.is_signal and axis % x.example.ndim == 0:
+            raise OnnxImportError(f"{self.where}: splits the batch dimension")
         if sizes is None:
             size = x.example.shape[axis]
             sizes = [-(-size // n)] * (n - 1)
@@ -656,7 +749,8 @@ class _Converter:
         x, idx = ins[0], self.const(ins[1], "indices")
         axis = int(a.get("axis", 0)) % x.example.ndim
         if not x.is_signal:
-            return _Val(torch.from_numpy(np.take(x.example.numpy(), idx.numpy(), axis=axis)))
+            return _Val(torch.as_tensor(np.asarray(np.take(x.example.numpy(), idx.numpy(),
+                                                           axis=axis))))
         if axis == 0:
             raise OnnxImportError(f"{self.where}: gathers along the batch dimension")
         if idx.ndim == 0:
@@ -676,14 +770,17 @@ class _Converter:
         nd = x.example.ndim
         if len(ins) > 3 and ins[3] is not None:
             raise OnnxImportError(f"{self.where}: Pad with axes is not supported")
-        if pads[0] or pads[nd] or (nd > 2 and (pads[1] or pads[nd + 1])):
-            raise OnnxImportError(f"{self.where}: pads the batch or channel dimension")
+        if len(pads) != 2 * nd or pads[0] or pads[nd]:
+            raise OnnxImportError(f"{self.where}: pads {pads} pad the batch dimension (or do not "
+                                  f"fit a {nd}-D input)")
+        first = next((d for d in range(1, nd) if pads[d] or pads[nd + d]), nd)  # dims 1.. padded
         flat = []
-        for d in reversed(range(2, nd)):
+        for d in reversed(range(first, nd)):  # F.pad: last dimension first
             flat += [pads[d], pads[nd + d]]
         if mode == "constant":
             return self.call(F.pad, x, tuple(flat), "constant", value)
-        return self.call(F.pad, x, tuple(flat), {"edge": "replicate"}.get(mode, mode))
+        mode = {"edge": "replicate", "wrap": "circular"}.get(mode, mode)
+        return self.call(F.pad, x, tuple(flat), mode)
 
     # constants
 
@@ -691,13 +788,13 @@ class _Converter:
         from onnx import numpy_helper
 
         if "value" in a:
-            return _Val(torch.from_numpy(np.array(numpy_helper.to_array(a["value"]))))
+            return _Val(_tensor(numpy_helper.to_array(a["value"])))
         for key in ("value_float", "value_int"):
             if key in a:
-                return _Val(torch.tensor(a[key]))
+                return _Val(_tensor(a[key]))
         for key in ("value_floats", "value_ints"):
             if key in a:
-                return _Val(torch.tensor(list(a[key])))
+                return _Val(_tensor(list(a[key])))
         raise OnnxImportError(f"{self.where}: unsupported Constant attribute {sorted(a)}")
 
     def op_Shape(self, node, a, ins):
@@ -709,24 +806,26 @@ class _Converter:
         from onnx import numpy_helper
 
         shape = self.ints(ins[0], "shape")
-        value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-        return _Val(torch.full(shape, value.reshape(-1)[0].item(),
-                               dtype=torch.from_numpy(np.array(value)).dtype))
+        value = _tensor(numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32))
+        return _Val(torch.full(shape, value.reshape(-1)[0].item(), dtype=value.dtype))
 
     def op_Range(self, node, a, ins):
         s, e, d = (self.const(v, "bound").item() for v in ins)
         return _Val(torch.arange(s, e, d))
 
     def op_Expand(self, node, a, ins):
-        shape = self.ints(ins[1], "shape")
+        shape = list(torch.broadcast_shapes(tuple(ins[0].example.shape),
+                                            tuple(self.ints(ins[1], "shape"))))  # bidirectional
         if ins[0].is_signal:
-            shape = [-1] + shape[1:] if len(shape) == ins[0].example.ndim else shape
+            if shape[0] != ins[0].example.shape[0]:
+                raise OnnxImportError(f"{self.where}: expands the batch dimension")
+            shape[0] = -1
         return self.call(torch.Tensor.expand, ins[0], shape)
 
 
 # ---- the registry's view -------------------------------------------------------------------------
 
-_CACHE: dict[tuple, OnnxModel] = {}
+_CACHE: dict[tuple, tuple[OnnxModel, list]] = {}
 
 
 def is_onnx(name: str) -> bool:
@@ -734,18 +833,30 @@ def is_onnx(name: str) -> bool:
     return str(name).lower().endswith(".onnx")
 
 
+def _stamp(p: Path) -> tuple:
+    st = p.stat()
+    return str(p.resolve()), st.st_size, st.st_mtime_ns
+
+
 def cached(path: str | Path) -> OnnxModel:
-    """load_onnx, once per file version (path, size, mtime)."""
+    """load_onnx, once per file version (path, size, mtime of the file and its external data)."""
     p = Path(path)
     try:
-        st = p.stat()
+        key = _stamp(p)
     except OSError:
         return load_onnx(p)  # raises the readable error
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _CACHE:
-        _CACHE.clear()  # one file at a time: a big network's weights are not kept twice
-        _CACHE[key] = load_onnx(p)
-    return _CACHE[key]
+    hit = _CACHE.get(key)
+    if hit is not None:
+        try:
+            fresh = all(_stamp(f) == st for f, st in hit[1])
+        except OSError:
+            fresh = False
+        if fresh:
+            return hit[0]
+    _CACHE.clear()  # one file at a time: a big network's weights are not kept twice
+    net = load_onnx(p)
+    _CACHE[key] = (net, [(f, _stamp(f)) for f in net.externals])
+    return net
 
 
 def guess_dataset(input_shape: tuple[int, ...], num_classes: int) -> str | None:

@@ -99,15 +99,18 @@ def _onnx_info(path: str) -> ModelInfo:
 
 
 def identity(name: str) -> str:
-    """What a run's fingerprint records of the model: its name, or an ONNX file's sha256 (so an
-    edited file re-runs the stages that used it)."""
+    """What a run's fingerprint records of the model: its name, or the sha256 of an ONNX file
+    and of its external data files (so an edited file re-runs the stages that used it)."""
     if not onnx_import.is_onnx(name):
         return name
     import hashlib
-    from pathlib import Path
 
-    info(name)  # a missing or unreadable file: the readable error
-    return "onnx:" + hashlib.sha256(Path(name).read_bytes()).hexdigest()
+    net = onnx_import.cached(name)  # a missing or unreadable file: the readable error
+    h = hashlib.sha256()
+    for f in (name, *net.externals):
+        with open(f, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return "onnx:" + h.hexdigest()
 
 
 def get(name: str) -> nn.Module:

@@ -13,16 +13,19 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import models
+from common.errors import ConfigError
 from group_scissor.cli import app as cli_app
 from group_scissor.data import load_dataset
 from group_scissor.group_lasso import (
     GroupLasso,
     GroupLassoConfig,
     TileGroups,
+    delete_groups,
     group_lasso_penalty,
+    group_stats,
     grouped_matrices,
 )
-from group_scissor.prune import PruneConfig, parse_layer_lambda
+from group_scissor.prune import PruneConfig, parse_layer_lambda, tile_panels
 from group_scissor.train import TrainConfig, Trainer
 from mapping import CrossbarSpec, map_model
 from models.checkpoint import load_model
@@ -390,3 +393,268 @@ def test_per_layer_lambda_and_thresholds():
     assert g.dead(w, rel * 1.001)[0].flatten().tolist() == [False, True]
     assert g.dead(w, rel * 0.999)[0].flatten().tolist() == [False, False]
     assert g.dead(w, 0.0)[1].flatten().tolist() == [False, False]  # columns: both non-zero
+
+
+# ---- grouped and depthwise convs: one matrix per group ------------------------------------------
+
+class GroupedNet(torch.nn.Module):
+    """conv1 1->8, a grouped conv 8->16 (groups 4: four 18 x 4 matrices), a depthwise conv 16
+    (sixteen 9 x 1 matrices), fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.grouped = torch.nn.Conv2d(8, 16, 3, padding=1, groups=4)
+        self.dw = torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16)
+        self.fc = torch.nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.grouped(x))
+        return self.fc(torch.relu(self.dw(x)).flatten(1))
+
+
+def grouped_net(seed=0):
+    torch.manual_seed(seed)
+    return GroupedNet()
+
+
+def slow_prox(w, rows, lcols, step, sqrt_size):
+    """The prox of the module docstring with loops over tiles and groups: input groups, then
+    output groups with their norms after the first shrink."""
+    w = w.clone()
+    n, m = w.shape
+    blocks = [(slice(a * rows, min((a + 1) * rows, n)), slice(b * lcols, min((b + 1) * lcols, m)))
+              for a in range(math.ceil(n / rows)) for b in range(math.ceil(m / lcols))]
+    for kind in ("in", "out"):
+        for rs, cs in blocks:
+            for k in range(rs.start, rs.stop) if kind == "in" else range(cs.start, cs.stop):
+                idx = (k, cs) if kind == "in" else (rs, k)
+                g = w[idx]
+                c = math.sqrt(g.numel()) if sqrt_size else 1.0
+                norm = float(g.norm())
+                w[idx] = g * max(0.0, 1 - step * c / norm) if norm > 0 else 0.0
+    return w
+
+
+@settings(max_examples=40, deadline=None)
+@given(g=st.integers(1, 4), n=st.integers(1, 30), m=st.integers(1, 12), rows=st.integers(1, 10),
+       lcols=st.integers(1, 10), sqrt_size=st.booleans(), seed=st.integers(0, 2**16),
+       zero_matrix=st.booleans())
+def test_batched_prox_and_penalty_equal_each_matrix_alone(g, n, m, rows, lcols, sqrt_size, seed,
+                                                         zero_matrix):
+    """A stack of G matrices with one step (or penalty weight) each, as a grouped conv's layer
+    runs, equals the slow reference on every matrix; a step of 0 leaves its matrix alone, also
+    an all-zero one (no NaN)."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(g, n, m, generator=gen, dtype=torch.float64)
+    steps = torch.rand(g, generator=gen, dtype=torch.float64) * 2
+    steps[0] = 0.0
+    if zero_matrix:
+        w[0] = 0
+        w[-1, : n // 2] = 0
+    groups = TileGroups(n, m, rows, lcols, sqrt_size)
+    expect = [slow_prox(w[k], rows, lcols, float(steps[k]), sqrt_size) for k in range(g)]
+    one = w[-1].clone()
+    wt = w.transpose(1, 2).clone(memory_format=torch.contiguous_format)  # the weight's order
+    groups.prox_(wt.transpose(1, 2), steps)
+    torch.testing.assert_close(wt.transpose(1, 2), torch.stack(expect), rtol=1e-9, atol=1e-12)
+    groups.prox_(one, float(steps[-1]))  # the 2-D path with a float step agrees
+    torch.testing.assert_close(one, expect[-1], rtol=1e-9, atol=1e-12)
+    x = torch.randn(g, n, m, generator=gen, dtype=torch.float64)
+    x[0, :1] = 0
+    x.requires_grad_()
+    p = groups.penalty(x, steps)
+    ref = sum(float(steps[k]) * slow_penalty(x.detach()[k], rows, lcols, sqrt_size)
+              for k in range(g))
+    assert float(p.detach()) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+    (grad,) = torch.autograd.grad(p, x)
+    assert torch.isfinite(grad).all() and not grad[0].any()  # weight 0: no gradient
+    for k in range(1, g):
+        (gk,) = torch.autograd.grad(groups.penalty(x[k]), x)
+        torch.testing.assert_close(grad[k], steps[k] * gk[k])
+
+
+def test_a_grouped_conv_is_one_grouped_matrix_per_group():
+    model = grouped_net()
+    spec = CrossbarSpec(8, 8, "unsigned")
+    mats = {g.name: g for g in grouped_matrices(model, spec.rows, spec.lcols, GroupLassoConfig(
+        lambda_={"grouped": 0.5, "grouped.g2": 2.0, "dw.g7": 3.0, "*": 0.1}))}
+    assert list(mats) == (["conv1"] + [f"grouped.g{i}" for i in range(4)]
+                          + [f"dw.g{i}" for i in range(16)] + ["fc"])
+    for i in range(4):
+        g = mats[f"grouped.g{i}"]
+        assert (g.layer, g.group, g.module) == ("grouped", i, model.grouped)
+        assert g.matrix.shape == (2 * 9, 4) and (g.groups.n, g.groups.m) == (18, 4)
+        assert g.groups.nb == 1 and g.groups.na == 3  # 18 rows on 8-row tiles
+        # a view of filters 4i .. 4i+3 (contiguous), as the mapper's matrix of that group
+        assert g.matrix.data_ptr() == model.grouped.weight[4 * i].data_ptr()
+        assert torch.equal(g.matrix.T.reshape(4, 2, 3, 3), model.grouped.weight[4 * i:4 * i + 4])
+        assert g.groups is mats["grouped.g0"].groups  # one TileGroups per layer
+    assert [mats[f"grouped.g{i}"].lam for i in range(4)] == [0.5, 0.5, 2.0, 0.5]  # layer, matrix
+    assert [mats[f"dw.g{i}"].lam for i in (0, 7)] == [0.1, 3.0]
+    assert mats["dw.g5"].matrix.shape == (9, 1) and mats["fc"].group is None
+    mapped = {mm.name: mm.shape for mm in map_model(model, spec, LENET).matrices}
+    assert {k: tuple(g.matrix.shape) for k, g in mats.items()} == mapped
+    sel = grouped_matrices(model, 8, 8, GroupLassoConfig(layers=("dw", "grouped.g1")))
+    assert [g.name for g in sel] == ["grouped.g1"] + [f"dw.g{i}" for i in range(16)]
+
+
+@pytest.mark.parametrize("kw", [dict(lambda_={"dw.g16": 1.0}), dict(lambda_={"grouped.3": 1.0}),
+                                dict(layers=("dww",))])
+def test_an_unknown_group_matrix_name_names_the_valid_ones(kw):
+    with pytest.raises(ConfigError, match="no matrix or layer") as e:
+        grouped_matrices(grouped_net(), 8, 8, GroupLassoConfig(**kw))
+    msg = str(e.value)
+    assert "grouped.g0 .. grouped.g3" in msg and "dw.g0 .. dw.g15" in msg and "conv1" in msg
+    assert "dw.g7," not in msg  # the groups of a layer are one range, not 16 names
+
+
+def test_a_lambda_for_a_matrix_outside_layers_is_refused_not_ignored():
+    cfg = GroupLassoConfig(lambda_={"*": 0.1, "fc": 1.0}, layers=("dw",))
+    with pytest.raises(ConfigError, match=r"lambda is given for \['fc'\], but --layers \(dw\)"):
+        grouped_matrices(grouped_net(), 8, 8, cfg)
+    ok = GroupLassoConfig(lambda_={"*": 0.1, "dw.g3": 1.0}, layers=("dw",))  # inside: fine
+    assert len(grouped_matrices(grouped_net(), 8, 8, ok)) == 16
+
+
+def test_huge_lambda_deletes_exactly_its_group_slices_and_masks_hold():
+    model = grouped_net()
+    ref = grouped_net()
+    spec = CrossbarSpec(8, 8, "unsigned")
+    before = {mm.name: mm for mm in map_model(model, spec, LENET).matrices}
+    cfg = GroupLassoConfig(lambda_={"grouped.g1": 1e3, "dw.g3": 1e3, "dw.g10": 1e3})
+    cb = GroupLasso(cfg, spec.rows, spec.lcols, delete_step=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = SimpleNamespace(module=model, step=0, optimizer=opt)
+    cb.on_train_begin(trainer)
+    assert len(cb.batches) == 4  # conv1, grouped (4 matrices), dw (16), fc
+    trainer.step = 1
+    cb.after_step(trainer)  # one prox step, then the deletion
+    gw, dw = model.grouped.weight, model.dw.weight
+    assert not gw[4:8].any() and not dw[3].any() and not dw[10].any()
+    # every other weight untouched (lambda 0: factor exactly 1), and nothing else deleted
+    keep_g = torch.ones(16, dtype=torch.bool)
+    keep_g[4:8] = False
+    keep_d = torch.ones(16, dtype=torch.bool)
+    keep_d[[3, 10]] = False
+    assert torch.equal(gw[keep_g], ref.grouped.weight[keep_g])
+    assert torch.equal(dw[keep_d], ref.dw.weight[keep_d])
+    assert torch.equal(model.fc.weight, ref.fc.weight)
+    assert torch.equal(model.grouped.weight_mask.flatten(1).all(1), keep_g)
+    assert torch.equal(model.dw.weight_mask.flatten(1).all(1), keep_d)
+    assert not model.grouped.weight_mask[4:8].any()
+    groups = cb.deleted["groups"]
+    assert groups["grouped.g1"] == {"input": 18, "output": 3 * 4}  # 18 rows; 4 cols x 3 blocks
+    assert groups["dw.g3"] == {"input": 9, "output": 2} and groups["dw.g4"] == {"input": 0,
+                                                                                "output": 0}
+    # an optimizer step moves the deleted weights; the masks put them back to zero
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    assert gw[4:8].any()
+    trainer.step = 2
+    cb.after_step(trainer)
+    assert not gw[4:8].any() and not dw[3].any() and not dw[10].any()
+    assert gw[keep_g].all() and dw[keep_d].all()
+    # the mapper builds no tile and no wire for the deleted matrices, the others as before
+    after = {mm.name: mm for mm in map_model(model, spec, LENET).matrices}
+    for name in ("grouped.g1", "dw.g3", "dw.g10"):
+        assert before[name].n_tiles == (3 if name == "grouped.g1" else 2)  # 18 or 9 rows
+        assert after[name].n_tiles == 0 and after[name].input_wires == 0
+        assert after[name].output_wires == 0 < before[name].output_wires
+    for name in ("grouped.g0", "dw.g4", "fc"):
+        assert after[name].n_tiles == before[name].n_tiles
+        assert after[name].input_wires == before[name].input_wires
+    stats = group_stats(cb.mats)
+    assert stats["zero_input_groups"] == 18 + 9 + 9 and stats["zero_output_groups"] == 12 + 2 + 2
+
+
+def test_grouped_deletion_threshold_is_relative_to_the_layer():
+    """A depthwise matrix is one column: its output group is deleted when its norm is small
+    against the layer's RMS (not its own, which would never let a column go)."""
+    model = grouped_net()
+    with torch.no_grad():
+        model.dw.weight[5] *= 1e-3
+        model.dw.weight[6, 0, 0, 0] = 1e-5  # one small input group in a live matrix
+    mats = grouped_matrices(model, 8, 8, GroupLassoConfig(lambda_=0.0, layers=("dw",)))
+    rep = delete_groups(mats, 0.05)
+    assert rep["dw.g5"] == {"input": 9, "output": 2}
+    assert rep["dw.g6"] == {"input": 1, "output": 0}
+    assert sum(r["input"] + r["output"] for k, r in rep.items() if k not in ("dw.g5", "dw.g6")) == 0
+    assert not model.dw.weight[5].any() and model.dw.weight[6].count_nonzero() == 8
+
+
+def test_grouped_penalty_callback_and_stats_match_each_matrix():
+    model = grouped_net()
+    cfg = GroupLassoConfig(lambda_={"grouped": 0.5, "grouped.g2": 2.0, "dw.g7": 3.0, "*": 0.1},
+                           method="subgradient", sqrt_size_weighting=True)
+    cb = GroupLasso(cfg, 8, 8)
+    cb.on_train_begin(SimpleNamespace(module=model, step=0))
+    p = cb.penalty(SimpleNamespace(module=model))
+    expect = sum(g.lam * slow_penalty(g.matrix.detach().double(), 8, 8, True) for g in cb.mats)
+    assert float(p.detach()) == pytest.approx(expect, rel=1e-5)
+    assert group_stats(cb.mats)["penalty"] == pytest.approx(expect, rel=1e-5)
+    p.backward()
+    assert model.dw.weight.grad is not None and model.dw.weight.grad.abs().sum() > 0
+
+
+class TinyDepthwise(torch.nn.Module):
+    """conv1 1->8 /2, depthwise 3x3 /2 (eight 9 x 1 matrices), pointwise 8->16, global pool, fc:
+    a MobileNet block small enough for the prune command in a test."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.dw = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+        self.pw = torch.nn.Conv2d(8, 16, 1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.dw(torch.relu(self.conv1(x))))
+        return self.fc(torch.relu(self.pw(x)).mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_depthwise():
+    models.register("tiny-depthwise", TinyDepthwise, input_shape=LENET, num_classes=10)
+    yield "tiny-depthwise"
+    models.registry._REGISTRY.pop("tiny-depthwise")
+
+
+def test_prune_command_on_a_depthwise_model(tiny_depthwise, tmp_path):
+    out = tmp_path / "run"
+    args = ["prune", "--model", tiny_depthwise, "--dataset", "digits", "--epochs", 2,
+            "--fine-tune-epochs", 1, "--lambda", "*=0.05,dw=0.5", "--batch-size", 256,
+            "--lr", 0.05, "--crossbar", "16x16", "--out", out, "--quiet"]
+    r = CliRunner().invoke(cli_app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    w = json.loads((out / "wires.json").read_text())
+    assert [x["name"] for x in w["layers"]] == ["conv1", "dw", "pw", "fc"]
+    dw = w["layers"][1]
+    assert [x["name"] for x in dw["matrices"]] == [f"dw.g{i}" for i in range(8)]
+    assert all(x["shape"] == [9, 1] for x in dw["matrices"])
+    deleted = w["deleted"]["groups"]
+    assert set(deleted) == {"conv1", "pw", "fc"} | {f"dw.g{i}" for i in range(8)}
+    assert 0 < sum(deleted[f"dw.g{i}"]["input"] for i in range(8)) < 8 * 9  # some, not all
+    assert w["total"]["wires"] < w["before"]["wires"]
+    assert dw["wires"] < dw["dense"]["wires"]
+    for x in dw["matrices"]:
+        assert x["input_wires"] == x["input_groups"] - x["zero_input_groups"]
+    assert (out / "tiles.png").stat().st_size > 0
+    model = load_model(tiny_depthwise, out / "checkpoint.pt")  # the masks come back
+    mask = model.dw.weight_mask
+    assert not model.dw.weight[mask == 0].any() and (mask == 0).any()
+
+
+def test_tiles_plot_draws_a_grouped_conv_as_one_panel():
+    model = grouped_net()
+    with torch.no_grad():
+        model.dw.weight[3] = 0
+    panels = tile_panels(map_model(model, CrossbarSpec(8, 8, "unsigned"), LENET))
+    assert [p[0].split(":")[0].split(" ")[0] for p in panels] == ["conv1", "grouped", "dw", "fc"]
+    title, status, hlines, vlines = panels[2]
+    assert title.startswith("dw: 16 groups of 9x1: 30/32 tiles") and status.shape == (9, 16)
+    assert hlines == [8] and vlines == list(range(1, 16))
+    assert (status[:, 3] == 4).all() and (status[:, 2] == 0).all()  # both wires deleted; live
+    assert panels[1][1].shape == (18, 16) and panels[1][3] == [4, 8, 12]

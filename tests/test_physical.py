@@ -246,6 +246,7 @@ def test_sliced_weights_flow_through_map_route_and_export(tmp_path, tiny_mlp):
     ex = export_stage(tmp_path / "m4", tmp_path / "e4", ("json", "spice", "verilog"),
                       tmp_path / "r4")
     assert ex["crossbars"] == ms["n_crossbars"] == 4 * ex["tiles"] and ex["slices"] == 4
+    assert ex["files"] == {"json": "chip.json", "spice": "chip.sp", "verilog": "chip.v"}
     assert read_netlist(tmp_path / "e4" / "chip.json").design.cell_bits == 2
     spice = (tmp_path / "e4" / "chip.sp").read_text()  # every slice a crossbar subcircuit
     assert "* @slices 4 shifts 1 4 16 64" in spice
