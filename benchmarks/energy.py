@@ -53,7 +53,6 @@ import dataclasses
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import ledger  # noqa: E402
+from benchmarks import children, ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
 from benchmarks.routing_scale import group_deleted  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
@@ -347,16 +346,11 @@ def small(name: str) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------ VGG-16 (part 3)
 
-def _rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+_rss_mb = children.rss_mb
 
 
 def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return children.run(__file__, *args)
 
 
 def child_map(name: str, size: int, out: str) -> dict:

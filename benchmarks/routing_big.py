@@ -42,8 +42,6 @@ import argparse
 import json
 import os
 import pickle
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import ledger  # noqa: E402
+from benchmarks import children, ledger  # noqa: E402
 from benchmarks.guard import guarded  # noqa: E402
 
 NETWORKS = ("vgg16", "resnet18", "resnet50", "mobilenet_v2")
@@ -64,14 +62,11 @@ RANK_FRACTION = 0.25
 TARGETS = {"vgg16_flow_s": 60.0, "flow_s": 120.0, "peak_mb": 2048.0, "wl_over_bound": 1.3}
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+_rss_mb = children.rss_mb
 
 
 def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return children.run(__file__, *args)
 
 
 def figures(res, design, spec) -> dict:
