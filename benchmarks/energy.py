@@ -373,15 +373,9 @@ def child_map(name: str, size: int, out: str) -> dict:
     net = map_model(model, spec, info.input_shape)
     dense = net.dense_baseline()  # structural: same tiles and nets, no weight copies
     del net, model
-    d = dense.design
     ld = loads(dense)
-    map_s = time.perf_counter() - t0
-    figs = {"crossbars": dense.n_crossbars, "cells": dense.cells, "wires": d.total_wires,
-            "nets": len(d.nets), "units": len(d.units), "map_s": round(map_s, 2),
-            "map_peak_mb": round(_rss_mb(), 1), "import_mb": round(base, 1)}
-    d.tile_weights = {}
-    with open(out, "wb") as f:
-        pickle.dump((d, ld, spec), f)
+    figs = children.mapped_figures(dense, time.perf_counter() - t0, base)
+    children.save_design(out, dense.design, ld, spec)
     return figs
 
 

@@ -111,14 +111,8 @@ def child_map(name: str, out: str) -> dict:
     model = info.factory()
     t0 = time.perf_counter()
     net = map_model(model, CrossbarSpec(128, 128), info.input_shape)
-    d = net.design
-    map_s = time.perf_counter() - t0
-    res = {"crossbars": net.n_crossbars, "cells": net.cells, "wires": d.total_wires,
-           "nets": len(d.nets), "units": len(d.units), "map_s": round(map_s, 2),
-           "map_peak_mb": round(_rss_mb(), 1), "import_mb": round(base, 1)}
-    d.tile_weights = {}
-    with open(out, "wb") as f:
-        pickle.dump(d, f)
+    res = children.mapped_figures(net, time.perf_counter() - t0, base)
+    children.save_design(out, net.design)
     return res
 
 
@@ -134,6 +128,7 @@ def child_compressed(name: str, out: str) -> dict:
     from mapping.spec import CrossbarSpec
     from models.lowrank import to_low_rank
 
+    base = _rss_mb()
     torch.manual_seed(0)
     info = models.info(name)
     model = info.factory()
@@ -147,15 +142,11 @@ def child_compressed(name: str, out: str) -> dict:
     svd_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     net = map_model(model, CrossbarSpec(128, 128), info.input_shape)
-    d = net.design
-    res = {"crossbars": net.n_crossbars, "cells": net.cells, "wires": d.total_wires,
-           "nets": len(d.nets), "units": len(d.units), "svd_s": round(svd_s, 2),
-           "map_s": round(time.perf_counter() - t0, 2), "map_peak_mb": round(_rss_mb(), 1),
-           "low_rank_layers": len(full) - len(merged), "merged_back_to_dense": merged,
-           "dense_crossbars": net.baseline.n_crossbars, "dense_cells": net.baseline.cells}
-    d.tile_weights = {}
-    with open(out, "wb") as f:
-        pickle.dump(d, f)
+    res = children.mapped_figures(net, time.perf_counter() - t0, base) | {
+        "svd_s": round(svd_s, 2), "low_rank_layers": len(full) - len(merged),
+        "merged_back_to_dense": merged, "dense_crossbars": net.baseline.n_crossbars,
+        "dense_cells": net.baseline.cells}
+    children.save_design(out, net.design)
     return res
 
 

@@ -503,23 +503,17 @@ class _Converter:
     op_Less = _binary(torch.lt)
     op_Greater = _binary(torch.gt)
 
-    def op_Sum(self, node, a, ins):
-        y = ins[0]
-        for v in ins[1:]:
-            y = self.call(torch.add, y, v)
-        return y
+    def _variadic(fn):  # noqa: N805 - Sum/Max/Min of any number of inputs, pairwise
+        def op(self, node, a, ins):
+            y = ins[0]
+            for v in ins[1:]:
+                y = self.call(fn, y, v)
+            return y
+        return op
 
-    def op_Max(self, node, a, ins):
-        y = ins[0]
-        for v in ins[1:]:
-            y = self.call(torch.maximum, y, v)
-        return y
-
-    def op_Min(self, node, a, ins):
-        y = ins[0]
-        for v in ins[1:]:
-            y = self.call(torch.minimum, y, v)
-        return y
+    op_Sum = _variadic(torch.add)
+    op_Max = _variadic(torch.maximum)
+    op_Min = _variadic(torch.minimum)
 
     def _unary(fn):  # noqa: N805
         def op(self, node, a, ins):

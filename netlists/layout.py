@@ -60,31 +60,30 @@ def placement_sites(placement: Any, design: Design) -> dict[str, tuple]:
     return out
 
 
-def placement_slots(placement: Any, design: Design) -> dict[str, int]:
-    """Unit name -> slot inside its site (Placement.slots: small units sharing a site)."""
-    slots = getattr(placement, "slots", None)
-    if placement is None or isinstance(placement, Mapping) or not isinstance(slots, Mapping):
+def _per_unit(placement: Any, design: Design, attr: str, lo: int, what: str) -> dict[str, int]:
+    """``placement.<attr>`` (unit name -> whole number in lo..MAX_INDEX), checked against the
+    design's units; {} for a placement without it (a plain mapping of sites)."""
+    values = getattr(placement, attr, None)
+    if placement is None or isinstance(placement, Mapping) or not isinstance(values, Mapping):
         return {}
     names = {u.name for u in design.units}
-    bad = [n for n, k in slots.items() if n not in names or not is_int(k) or not 0 <= k <= MAX_INDEX]
+    bad = [n for n, k in values.items() if n not in names or not is_int(k) or not lo <= k <= MAX_INDEX]
     if bad:
-        raise NetlistError(f"placement slot of {bad[0]!r} must be a whole number in "
-                           f"0..{MAX_INDEX} for a unit of the design")
-    return {n: int(k) for n, k in slots.items()}
+        raise NetlistError(f"placement {what} of {bad[0]!r} must be a whole number "
+                           f"in {lo}..{MAX_INDEX} for a unit of the design")
+    return {n: int(k) for n, k in values.items()}
+
+
+def placement_slots(placement: Any, design: Design) -> dict[str, int]:
+    """Unit name -> slot inside its site (Placement.slots: small units sharing a site)."""
+    return _per_unit(placement, design, "slots", 0, "slot")
 
 
 def placement_spans(placement: Any, design: Design) -> dict[str, int]:
     """Unit name -> sites it spans upwards from its own, for units spanning more than one
     (Placement.spans: a small unit whose buses need more than one site's boundary)."""
-    spans = getattr(placement, "spans", None)
-    if placement is None or isinstance(placement, Mapping) or not isinstance(spans, Mapping):
-        return {}
-    names = {u.name for u in design.units}
-    bad = [n for n, k in spans.items() if n not in names or not is_int(k) or not 1 <= k <= MAX_INDEX]
-    if bad:
-        raise NetlistError(f"placement span of {bad[0]!r} must be a whole number of sites in "
-                           f"1..{MAX_INDEX} for a unit of the design")
-    return {n: int(k) for n, k in spans.items() if int(k) > 1}
+    return {n: k for n, k in _per_unit(placement, design, "spans", 1, "span (sites)").items()
+            if k > 1}
 
 
 def _net_index(key: Any, design: Design, index: dict) -> int:
