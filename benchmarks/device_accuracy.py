@@ -3,6 +3,7 @@
     python benchmarks/device_accuracy.py                        # the shipped LeNets (and ConvNets)
     python benchmarks/device_accuracy.py --plot runs/device_accuracy.png
     python benchmarks/device_accuracy.py --only convnet --plot runs/device_accuracy_convnet.png
+    python benchmarks/device_accuracy.py --from-ledger --plot docs/device_accuracy.png  # no run
     python benchmarks/device_accuracy.py --network dense=runs/bench/lenet/checkpoint.pt \\
         --network group-scissor=runs/x/checkpoint.pt --test-samples 1000     # a quick look
 
@@ -44,6 +45,8 @@ SHIPPED = ("lenet:dense", "lenet:group-scissor", "convnet:dense", "convnet:group
 ADC_BITS = (4, 6, 8)
 VARIATIONS = (0.05, 0.1, 0.2)
 CALIBRATION_SAMPLES = 256
+ORDER = ("dense", "clipped", "group-scissor")
+"""Variants in the plot's order (and colours): dense, rank-clipped, clipped + deleted."""
 
 
 def settings(seeds: int) -> list[tuple[str, DeviceModel, str]]:
@@ -72,6 +75,8 @@ def networks(args) -> list[tuple[str, str, str]]:
 
 
 def plot(results: list[dict], path: Path) -> None:
+    """Accuracy against ADC bits (left) and variation (right), one row of panels per model
+    (their accuracies differ too much to share an axis), a line per variant, ideal dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,23 +84,41 @@ def plot(results: list[dict], path: Path) -> None:
 
     from common.io import save_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for net in sorted({(r["model"], r["variant"]) for r in results}):
-        rows = [r for r in results if (r["model"], r["variant"]) == net]
-        label = f"{net[0]} {net[1]}"
-        for ax, kind, key in ((axes[0], "adc", "adc_bits"), (axes[1], "var", "variation_sigma")):
-            pts = sorted((r["device"][key], r["accuracy"]["mean"], r["accuracy"]["std"])
-                         for r in rows if r["setting"].startswith(kind))
-            if pts:
-                xs, ms, ss = zip(*pts, strict=True)
-                line = ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=label)
-                ax.axhline(rows[0]["ideal_accuracy"], ls="--", lw=0.8, color=line[0].get_color())
-    axes[0].set(xlabel="ADC bits (per bit line)", ylabel="test accuracy", xticks=list(ADC_BITS))
-    axes[1].set(xlabel="programming variation sigma (lognormal)")
-    axes[0].legend(title="dashed: ideal chip")
+    models_ = sorted({r["model"] for r in results})
+    fig, axes = plt.subplots(len(models_), 2, figsize=(10, 4 * len(models_)), squeeze=False)
+    for row, model in zip(axes, models_, strict=True):
+        variants = sorted({r["variant"] for r in results if r["model"] == model},
+                          key=lambda v: (ORDER.index(v) if v in ORDER else len(ORDER), v))
+        for i, variant in enumerate(variants):
+            rows = [r for r in results if (r["model"], r["variant"]) == (model, variant)]
+            for ax, kind, key in ((row[0], "adc", "adc_bits"), (row[1], "var", "variation_sigma")):
+                pts = sorted((r["device"][key], r["accuracy"]["mean"], r["accuracy"]["std"])
+                             for r in rows if r["setting"].startswith(kind))
+                if pts:
+                    xs, ms, ss = zip(*pts, strict=True)
+                    line = ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=f"C{i}",
+                                       label=f"{model} {variant}")
+                    ax.axhline(rows[0]["ideal_accuracy"], ls="--", lw=0.8,
+                               color=line[0].get_color())
+        row[0].set(xlabel="ADC bits (per bit line)", ylabel=f"{model} test accuracy",
+                   xticks=list(ADC_BITS))
+        row[1].set(xlabel="programming variation sigma (lognormal)")
+        row[0].legend(title="dashed: ideal chip")
     fig.suptitle("Accuracy under device effects (64x64 differential; mean +- std over chips)")
     save_figure(fig, path)
     plt.close(fig)
+
+
+def ledger_results() -> list[dict]:
+    """The ledger's rows as results to plot (``--from-ledger``)."""
+    out = []
+    for r in ledger.load(EXPERIMENT)["rows"]:
+        model, setting = r["config"]["model"], r["name"].rsplit("-", 1)[1]
+        variant = r["name"][len(model) + 1:-len(setting) - 1]
+        out.append({"model": model, "variant": variant, "setting": setting,
+                    "device": r["config"]["device"], "accuracy": r["metrics"]["accuracy"],
+                    "ideal_accuracy": r["metrics"]["ideal_accuracy"]})
+    return out
 
 
 def main() -> None:
@@ -117,7 +140,14 @@ def main() -> None:
     ap.add_argument("--replace", action="store_true",
                     help="replace the ledger's rows of the same names (default: refuse to run)")
     ap.add_argument("--headline", action="store_true", help="make the var0.1 rows the headlines")
+    ap.add_argument("--from-ledger", action="store_true",
+                    help="evaluate nothing: plot every row of the ledger to --plot")
     args = ap.parse_args()
+    if args.from_ledger:
+        results = ledger_results()
+        plot(results, args.plot)
+        print(f"plot of the ledger's {len(results)} rows: {args.plot}")
+        return
     torch.set_num_threads(args.threads)
     from group_scissor.data import load_dataset
     from models.checkpoint import load_model

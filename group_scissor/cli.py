@@ -239,73 +239,42 @@ def verify(data_dir: Annotated[Path | None, typer.Option(
 app.command("verify")(friendly_errors(verify))
 
 
-def _setting_doc(name: str) -> str:
-    """The help of setting ``name``: its CompileConfig docstring, as its generated flag has."""
-    from group_scissor.config import CompileConfig
-    from group_scissor.flags import field_docs
-
-    return f"{field_docs(CompileConfig)[name]} [default: none]"
-
-
-def evaluate(checkpoint: Annotated[str, typer.Option(
+@settings_command(app, "evaluate", top=("data_dir",) + HARDWARE + BITS + ("tech",),
+                  sections=("evaluate",))
+def evaluate(cfg, checkpoint: Annotated[str, typer.Option(
                  help="Trained checkpoint: a checkpoint.pt, or a shipped name such as "
                       "lenet:group-scissor (see 'group-scissor models').")],
-             device_file: Annotated[str, typer.Option(
-                 help="Device file (TOML) or preset name: ideal, rram_4bit, rram_neurosim "
-                      "(mapping/presets/devices; fields in docs/device-effects.md).")],
-             seeds: Annotated[int, typer.Option(help="Chips to program: seeds SEED .. SEED+N-1 "
-                                                     "(SEED from the device file, default 0).")] = 5,
              model: Annotated[str | None, typer.Option(
                  help="Model of the checkpoint; default: the shipped checkpoint's, or the "
                       "config.json beside checkpoint.pt.")] = None,
-             crossbar: Annotated[str, typer.Option(help="Crossbar ROWSxCOLS.")] = "64x64",
-             encoding: Annotated[str, typer.Option(
-                 help="Signed-weight encoding: differential, offset or unsigned.")] = "differential",
-             weight_bits: Annotated[int | None, typer.Option(
-                 help=_setting_doc("weight_bits"), show_default=False)] = None,
-             cell_bits: Annotated[int | None, typer.Option(
-                 help=_setting_doc("cell_bits"), show_default=False)] = None,
-             tech: Annotated[str | None, typer.Option(
-                 help="Technology preset or file (area figures of the report only).")] = None,
-             data_dir: Annotated[Path | None, typer.Option(
-                 help="Folder holding MNIST/raw/ and cifar-10-batches-py/ (default: "
-                      "$GROUP_SCISSOR_DATA if set, else ./data, then ../shared/datasets).")] = None,
-             calibration_samples: Annotated[int, typer.Option(
-                 help="Training images that calibrate the DAC and ADC ranges.")] = 256,
-             test_samples: Annotated[int | None, typer.Option(
-                 help="Only the first N test images (a quick look; default: the full test set).")]
-             = None,
              threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
              out: Out = Path("runs/evaluate")) -> None:
     """Accuracy on the full test set of the mapped network on N chips of a device file
     (hardware-model section 8): mean and spread over the chip seeds, the ideal chip and
-    PyTorch beside; writes OUT/evaluate.json."""
+    PyTorch beside; writes OUT/evaluate.json. The settings are compile's: its [evaluate] section
+    (--device-file is required here), crossbar, encoding, weight precision, tech and data_dir;
+    the model and data set are the checkpoint's."""
     import torch
 
+    from common.errors import ConfigError
     from common.io import make_dir, write_json
     from group_scissor.evaluate import evaluate as run
     from group_scissor.evaluate import format_report
-    from mapping import CrossbarSpec, Technology
-    from mapping.spec import check_bits
 
     if threads < 1:
-        from common.errors import ConfigError
-
         raise ConfigError(f"--threads must be >= 1, got {threads}")
+    ev = cfg.evaluate
+    if ev.device_file is None:
+        raise ConfigError("evaluate needs a device: --device-file PRESET_OR_FILE (presets: ideal, "
+                          "rram_4bit, rram_neurosim), or evaluate.device_file in --config")
     torch.set_num_threads(threads)
-    check_bits(weight_bits, cell_bits, where="")  # as compile names them
-    spec = CrossbarSpec.parse(crossbar, encoding=encoding,
-                              tech=Technology.load(tech) if tech else None,
-                              weight_bits=weight_bits, cell_bits=cell_bits)
     make_dir(out, "--out")
-    rep = run(model, checkpoint, device_file, seeds, spec, data_dir, calibration_samples,
-              test_samples=test_samples, log=lambda msg: typer.echo(msg, err=True))
+    rep = run(model, checkpoint, ev.device_file, ev.seeds, cfg.spec(), cfg.data_dir,
+              ev.calibration_samples, test_samples=ev.test_samples,
+              log=lambda msg: typer.echo(msg, err=True))
     write_json(out / "evaluate.json", rep)
     typer.echo(format_report(rep))
     typer.echo(f"wrote {out / 'evaluate.json'}")
-
-
-app.command("evaluate")(friendly_errors(evaluate))
 
 
 @app.command("models")

@@ -131,6 +131,28 @@ class CompileConfig:
         stage's fingerprint (an unsliced run keeps the fingerprint it had before they existed)."""
         return {k: getattr(self, k) for k in BIT_FIELDS if getattr(self, k) is not None}
 
+    def absolute(self) -> "CompileConfig":
+        """These settings with every file and folder they name made absolute (against the
+        current folder), as a run records them: a run resumed from another folder reads the same
+        files. Preset names (tech, device_file), registered models and shipped checkpoint names
+        stay as they are."""
+        import os
+
+        from models import pretrained
+
+        def file(v: str | None) -> str | None:  # the presets' rule: a suffix or a folder part
+            return v if v is None or not (Path(v).suffix or Path(v).name != v) else os.path.abspath(v)
+
+        ckpt = self.baseline_checkpoint
+        return replace(
+            self, model=os.path.abspath(self.model) if self.model.lower().endswith(".onnx")
+            else self.model,
+            data_dir=None if self.data_dir is None else os.path.abspath(self.data_dir),
+            tech=file(self.tech),
+            baseline_checkpoint=ckpt if ckpt is None or pretrained.is_name(ckpt)
+            else os.path.abspath(ckpt),
+            evaluate=replace(self.evaluate, device_file=file(self.evaluate.device_file)))
+
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = json.loads(json.dumps(asdict(self)))

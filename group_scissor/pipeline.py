@@ -223,6 +223,7 @@ def compile(cfg: CompileConfig, out: str | Path, force: bool = False, progress: 
     """Run (or resume) every stage; returns the report (also written to out/report.json)."""
 
     out = Path(out)
+    cfg = cfg.absolute()  # the files as config.toml records them: resumable from any folder
     validate(cfg)
     with folder_lock(out, "--out"):  # one compile per run folder
         return _compile(cfg, out, force, progress, log)

@@ -11,11 +11,15 @@ span the whole matrix (dense VGG-16's fc1 at 128x128: 196 row-block trees across
 ``array_layout``:
 
 1. Every matrix is a block: its tile grid (rows from the bottom, columns from the left),
-   ceil(B / A) columns on its right for its output units, and, when one producer feeds 3 or
-   more of its row blocks, an empty column on its left for the producers (the roots of its
-   row trees). A block may be folded into 2 or 3 side-by-side strips of consecutive row
-   blocks (each with its producer column; a column block's reduction tree then hops from
-   strip to strip, at rows spread by mapping.steiner).
+   room for its B output units (ceil(B / A) columns on its right, or one row on top), and,
+   when one producer feeds 3 or more of its row blocks, an empty column on its left for the
+   producers (the roots of its row trees). A block may be folded into 2 or 3 side-by-side
+   strips of consecutive row blocks (each with its producer column; a column block's
+   reduction tree then hops from strip to strip, at rows spread by mapping.steiner). The row
+   on top is for flat blocks: a low-rank factor's one row block of B tiles with its outputs
+   on its right is 2B sites wide, and the widest block sets the die's least width (ResNet-50
+   compressed at 128x128: 64 sites wide, against 41 for a square die, 4.35x its crossbar
+   area; 2.66x with the row on top).
 2. Blocks in dataflow order are packed bottom-left on a skyline (a die of width W): each
    takes the shape and position of lowest top, then nearest the previous block, folding
    only when that lowers its top. W is chosen among a few around the square die to minimize
@@ -129,8 +133,9 @@ def _fan_out(design: Design) -> dict[str, int]:
 
 def _shapes(na: int, nb: int, w: int, inp: bool = False) -> list[tuple[int, int, int]]:
     """(width, height, strips) a block of A x B tiles can take on a die w sites wide: whole
-    or folded into 2 or 3 strips (see array_layout); those that fit, else the narrowest."""
-    out = []
+    with its output units on top or on its right, or folded into 2 or 3 strips (see
+    array_layout); those that fit, else the narrowest."""
+    out = [(nb + inp, na + 1, 1)]  # whole, a free row on top for its output units
     for strips in range(1, min(3, na) + 1):
         hs = -(-na // strips)
         r = -(-nb // hs)  # columns the output units need beside the grid

@@ -191,3 +191,17 @@ def test_a_row_supersedes_others_only_when_asked(tmp_path):
     doc = ledger.load("energy", tmp_path)
     assert [r["name"] for r in doc["rows"]] == ["new", "keep"]  # in the first one's place
     assert doc["headline"] == {"old": "new", "keep": "keep", "older": "new", "x": "new"}
+
+
+def test_device_accuracy_plots_its_ledger(tmp_path):
+    """--from-ledger evaluates nothing: every row goes back to (model, variant, setting) as its
+    name was made from them, and the plot is written."""
+    from benchmarks import device_accuracy
+
+    res = device_accuracy.ledger_results()
+    rows = LEDGERS["device_accuracy"]["rows"]
+    assert [f"{r['model']}-{r['variant']}-{r['setting']}" for r in res] == [r["name"] for r in rows]
+    assert {r["setting"] for r in res} <= {s for s, _, _ in device_accuracy.settings(1)}
+    r = _bench("benchmarks/device_accuracy.py", "--from-ledger", "--plot", str(tmp_path / "p.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p.png").stat().st_size > 10_000 and f"{len(rows)} rows" in r.stdout

@@ -314,6 +314,17 @@ def test_evaluate_command(tmp_path):
     rep = json.loads((out / "evaluate.json").read_text())
     assert r.exit_code == 0 and rep["deterministic"] and rep["crossbar"]["slices"] == 4
     assert rep["accuracies"] == [rep["ideal_accuracy"]] * 2
+    # compile's settings file drives it: [evaluate] and the crossbar, as for every command
+    (tmp_path / "run.toml").write_text(f'crossbar = "32x32"\ndata_dir = "{tmp_path / "data"}"\n'
+                                       '[evaluate]\ndevice_file = "ideal"\nseeds = 2\n'
+                                       'test_samples = 7\n')
+    r = run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--model", "lenet", "--config",
+            tmp_path / "run.toml", "--set", "evaluate.seeds=3", "--out", out)
+    rep = json.loads((out / "evaluate.json").read_text())
+    assert r.exit_code == 0 and rep["crossbar"]["rows"] == 32 and rep["test_samples"] == 7
+    assert len(rep["accuracies"]) == 3 and rep["device_name"] == "ideal"
+    assert_clean_error(run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--model", "lenet",
+                           "--out", out), "--device-file")
     assert_clean_error(run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--device-file",
                            "nope", "--model", "lenet", "--out", out), "no device preset")
     assert_clean_error(run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--device-file",

@@ -22,6 +22,28 @@ def test_config_round_trips_through_toml(tmp_path):
     assert CompileConfig.load(tmp_path / "c.toml") == cfg
 
 
+def test_a_run_records_the_files_it_reads_as_absolute_paths(tmp_path, monkeypatch):
+    """compile writes config.toml with absolute file paths, so --config RUN/config.toml from
+    another folder reads the same files; presets, registered models and shipped names stay."""
+    import shutil
+
+    from mapping.spec import PRESETS
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(PRESETS / "illustrative.toml", "mine.toml")
+    cfg = CompileConfig.load(None, ["model=nets/a.onnx", "tech=mine.toml", "data_dir=data",
+                                    "baseline_checkpoint=runs/dense.pt",
+                                    "evaluate.device_file=dev/x.toml"]).absolute()
+    assert (cfg.model, cfg.tech, cfg.data_dir, cfg.baseline_checkpoint,
+            cfg.evaluate.device_file) == tuple(str(tmp_path / f) for f in (
+                "nets/a.onnx", "mine.toml", "data", "runs/dense.pt", "dev/x.toml"))
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    assert CompileConfig.load(tmp_path / "c.toml") == cfg
+    named = CompileConfig.load(None, ["tech=isaac_32nm", "baseline_checkpoint=lenet:dense",
+                                      "evaluate.device_file=rram_4bit"])
+    assert named.absolute() == named and CompileConfig().absolute() == CompileConfig()
+
+
 @pytest.mark.parametrize("override, needle", [
     (["clip.tolerence=0.1"], "unknown setting"), (["bogus=1"], "unknown setting"),
     (["crossbar=0x64"], "must be in"), (["train.lr=-1"], "lr must be"),

@@ -168,6 +168,17 @@ def test_array_layout_keeps_each_tile_grid():
     assert pl.positions["L0/A0"][0] == first - 1  # the producer sits at its rows' left end
 
 
+def test_a_flat_block_keeps_its_output_units_on_top():
+    # one row block of 16 tiles (a low-rank factor): its outputs in a row above it, not 16
+    # columns on its right that would make the die 32 sites wide
+    d = layered([(1, 16)], [8], seed=0)
+    pl = place(d, PlaceConfig(layout="arrays"))
+    check_legal(d, pl, 1)
+    assert pl.grid_sites[0] == 16
+    above = sum(pl.positions[f"L0/A{b}"] == (b, 1) for b in range(16))
+    assert above >= 15  # IN takes one of those sites
+
+
 def test_wide_units_span_sites():
     # IN feeds 12 row blocks of 8 wires: 96 wires; a site side holding 10 x 0.8 = 8 wires
     # makes it span as many sites as the rows it feeds (one long side for its trees), at
