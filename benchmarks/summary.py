@@ -1,16 +1,17 @@
 """The paper's table beside this project's measured figures, from the ledgers in benchmarks/results/.
 
     python benchmarks/summary.py             # the paper's table, from the headline rows
-    python benchmarks/summary.py --readme    # rewrite README.md's two tables from the ledgers
-    python benchmarks/summary.py --check     # exit 1 if README.md's tables differ from the ledgers
+    python benchmarks/summary.py --readme    # rewrite README.md's and docs/routing.md's tables
+    python benchmarks/summary.py --check     # exit 1 if they differ from the ledgers
 
 Reads only the committed ledgers (benchmarks/ledger.py). The short table takes each model's
 headline rows of train_dense, rank_clipping, group_deletion and routing; a figure not measured
-yet shows as 'not measured'. The README's tables ("Measured figures beside the paper's", between
-the markers <!-- ledger:lenet --> / <!-- ledger:convnet --> and <!-- /ledger -->) are written
-here: every figure in them is a metric of a named row (the headlines, their replicates with
-another batch-order seed, and the rows in SECONDARY), every command a row's command (without
---data-dir, which only says where this machine keeps its data sets).
+yet shows as 'not measured'. The tables between the markers <!-- ledger:NAME --> and
+<!-- /ledger --> of README.md (lenet, convnet, device, big, big_compressed) and docs/routing.md
+(big_detail, big_compressed, scaling, sweep) are written here (``DOCS``): every figure in them
+is a metric of a named row (the headlines, their replicates with another batch-order seed, the
+rows in SECONDARY, the device_accuracy rows and routing_big.py's rows), every command a row's
+command (without --data-dir, which only says where this machine keeps its data sets).
 """
 
 import argparse
@@ -213,9 +214,138 @@ def convnet_table(L: Ledgers) -> str:
     ])
 
 
+DEVICE_SETTINGS = ("adc4", "adc6", "adc8", "var0.05", "var0.1", "var0.2")
+DEVICE_VARIANTS = ("dense", "clipped", "group-scissor")
+
+
+def device_table(L: Ledgers) -> str:
+    """Accuracy under device effects (device_accuracy rows): per shipped network, the ideal
+    chip and each setting's mean +- std over the chip seeds; the rows' command below."""
+    doc = L.docs["device_accuracy"]
+    head = ["ADC 4 bits", "ADC 6 bits", "ADC 8 bits", "variation 0.05", "variation 0.1",
+            "variation 0.2"]
+    lines = ["| network | crossbars | ideal chip | " + " | ".join(head) + " |",
+             "|---|---|---|" + "---|" * len(head)]
+    commands = []
+    for model in ("lenet", "convnet"):
+        for variant in DEVICE_VARIANTS:
+            rows = [ledger.find(doc, f"{model}-{variant}-{s}") for s in DEVICE_SETTINGS]
+            if not all(rows):
+                continue
+            cells = []
+            for r in rows:
+                a = r["metrics"]["accuracy"]
+                cells.append(f"{100 * a['mean']:.2f}" if r["metrics"]["deterministic"]
+                             else f"{100 * a['mean']:.2f} ± {100 * a['std']:.2f}")
+            m = rows[0]["metrics"]
+            lines.append(f"| {model} {variant} | {m['n_crossbars']} | "
+                         f"{100 * m['ideal_accuracy']:.2f} | " + " | ".join(cells) + " |")
+            for c in map(command, rows):
+                if c not in commands:
+                    commands.append(c)
+    return "\n".join(lines) + "\n\nMeasured by " + ", ".join(commands) + "."
+
+
+NAMES = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet50": "ResNet-50",
+         "mobilenet_v2": "MobileNetV2", "lenet": "LeNet", "convnet": "ConvNet"}
+BIG = ("vgg16", "resnet18", "resnet50", "mobilenet_v2")
+"""routing_big.py's networks, in its order; SWEEP_SIZES and SCALES as it runs them."""
+SWEEP_SIZES = (32, 64, 128, 256)
+SCALES = (512, 256, 128, 64)
+
+
+def _big(L: Ledgers, part: str, net: str) -> dict:
+    return L.row("routing", f"routable-{part}{net}-128x128")["metrics"]
+
+
+def _die(m: dict) -> float:
+    return m["die_area_um2"] / m["crossbar_area_um2"]
+
+
+def big_table(L: Ledgers) -> str:
+    """README: the dense big networks routed (routing_big.py's network parts)."""
+    lines = ["| network | crossbars | wires | map + place + route | peak RSS | die / crossbar "
+             "area | wirelength / bound |", "|---|---|---|---|---|---|---|"]
+    for net in BIG:
+        m = _big(L, "", net)
+        lines.append(f"| {NAMES[net]} | {m['crossbars']:,} | {m['wires']:,} | {m['flow_s']:.1f} s "
+                     f"| {m['peak_mb']:,.0f} MB | {m['die_over_crossbar_area']:.2f} | "
+                     f"{m['wl_over_bound']:.3f} |")
+    return "\n".join(lines)
+
+
+def big_detail_table(L: Ledgers) -> str:
+    """docs/routing.md: the same rows, every figure."""
+    lines = ["| network | crossbars | cells | wires | map / place / route s | peak RSS map / route "
+             "| overflow (200 tracks) | die / crossbar area | wirelength / signal_bound |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for net in BIG:
+        m = _big(L, "", net)
+        lines.append(f"| {NAMES[net]} | {m['crossbars']:,} | {m['cells'] / 1e6:.1f} M | "
+                     f"{m['wires']:,} | {m['map_s']:.1f} / {m['place_s']:.2f} / "
+                     f"{m['route_s']:.1f} ({m['flow_s']:.1f}) | {m['map_peak_mb']:,.0f} / "
+                     f"{m['route_peak_mb']:,.0f} MB | {m['overflow']} | "
+                     f"{m['die_area_um2'] / 1e6:#.3g} / {m['crossbar_area_um2'] / 1e6:#.3g} mm2 = "
+                     f"{_die(m):.2f} | {m['wl_over_bound']:.3f} |")
+    return "\n".join(lines)
+
+
+def compressed_table(L: Ledgers) -> str:
+    """README and docs/routing.md: compressed / dense (routing_big.py --only compressed)."""
+    lines = ["| network | crossbars | cells | wires | routing area | die area | die / crossbar "
+             "area, dense -> compressed |", "|---|---|---|---|---|---|---|"]
+    for net in BIG:
+        m = _big(L, "compressed-", net)
+        r = m["ratio_to_dense"]
+        lines.append(f"| {NAMES[net]} | " + " | ".join(pct(r[k]) for k in (
+            "crossbars", "cells", "wires", "routing_area", "die_area")) +
+            f" | {_die(m['dense']):.2f} -> {_die(m['compressed']):.2f} |")
+    return "\n".join(lines)
+
+
+def scaling_table(L: Ledgers) -> str:
+    """docs/routing.md: the synthetic VGG-16 at four crossbar sizes (--only scaling)."""
+    lines = ["| crossbar | tiles | nets | place + route s | peak RSS | overflow | die / crossbar "
+             "area | wirelength / signal_bound |", "|---|---|---|---|---|---|---|---|"]
+    for size in SCALES:
+        m = L.row("routing", f"routable-scaling-vgg16-{size}x{size}")["metrics"]
+        lines.append(f"| {size}x{size} | {m['tiles']:,} | {m['nets']:,} | {m['place_s']:.2f} + "
+                     f"{m['route_s']:.2f} | {m['peak_mb']:,.0f} MB | {m['overflow']} | "
+                     f"{_die(m):.2f} | {m['wl_over_bound']:.2f} |")
+    return "\n".join(lines)
+
+
+def sweep_table(L: Ledgers) -> str:
+    """docs/routing.md: LeNet and ConvNet at four sizes, both flows (--only sweep)."""
+    lines = ["| design | auto dense | auto compressed | auto ratio | trees dense | trees "
+             "compressed | trees ratio |", "|---|---|---|---|---|---|---|"]
+    for model in ("lenet", "convnet"):
+        for size in SWEEP_SIZES:
+            m = L.row("routing", f"routable-sweep-{model}-{size}x{size}")["metrics"]
+            cells = []
+            for how in ("default", "trees"):
+                for k in ("dense", "compressed"):
+                    x = m[how][k]
+                    cells.append(f"{x['overflow']}, {x['wl_over_bound']:.2f}, {_die(x):.2f}")
+                cells.append(f"{100 * m[how]['routing_area_ratio']:.1f} %")
+            lines.append(f"| {NAMES[model]} {size}x{size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def readme_tables(L: Ledgers) -> dict[str, str]:
     """The README's tables by marker, generated from the ledgers."""
-    return {"lenet": lenet_table(L), "convnet": convnet_table(L)}
+    return {"lenet": lenet_table(L), "convnet": convnet_table(L), "device": device_table(L),
+            "big": big_table(L), "big_compressed": compressed_table(L)}
+
+
+def routing_doc_tables(L: Ledgers) -> dict[str, str]:
+    """docs/routing.md's tables by marker."""
+    return {"big_detail": big_detail_table(L), "big_compressed": compressed_table(L),
+            "scaling": scaling_table(L), "sweep": sweep_table(L)}
+
+
+DOCS = {README: readme_tables, README.parent / "docs" / "routing.md": routing_doc_tables}
+"""Every file with generated tables, and the function that makes its tables."""
 
 
 BLOCK = re.compile(r"(<!-- ledger:(\w+) -->\n)(.*?)(<!-- /ledger -->)", re.S)
@@ -229,7 +359,7 @@ def readme_blocks(text: str) -> dict[str, str]:
 def with_tables(text: str, tables: dict[str, str]) -> str:
     found = readme_blocks(text)
     if set(found) != set(tables):
-        raise ConfigError(f"README markers {sorted(found)}, expected {sorted(tables)}")
+        raise ConfigError(f"ledger markers {sorted(found)}, expected {sorted(tables)}")
     return BLOCK.sub(lambda m: m.group(1) + tables[m.group(2)] + "\n" + m.group(4), text)
 
 
@@ -253,35 +383,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     what = ap.add_mutually_exclusive_group()
     what.add_argument("--readme", action="store_true",
-                      help="rewrite the tables between the ledger markers of README.md")
+                      help="rewrite the tables between the ledger markers of README.md and "
+                           "docs/routing.md")
     what.add_argument("--check", action="store_true",
-                      help="exit 1 if README.md's tables differ from the ledgers'")
-    ap.add_argument("--readme-path", type=Path, default=README, help=argparse.SUPPRESS)
+                      help="exit 1 if those tables differ from the ledgers'")
     args = ap.parse_args()
     L = Ledgers()
     if not (args.readme or args.check):
         print(paper_table(L))
         return
-    text = args.readme_path.read_text()
-    new = with_tables(text, readme_tables(L))
-    if args.readme:
-        if new != text:
-            from common.io import write_text
+    stale = []
+    for path, make in DOCS.items():
+        text = path.read_text()
+        new = with_tables(text, make(L))
+        if args.readme:
+            if new != text:
+                from common.io import write_text
 
-            write_text(args.readme_path, new)
-        print(f"{args.readme_path}: tables {'rewritten' if new != text else 'already current'}")
-        return
-    old, fresh = readme_blocks(text), readme_blocks(new)
-    stale = [k for k in fresh if old[k] != fresh[k]]
-    for k in stale:
-        print(f"README table {k!r} differs from the ledgers:")
-        for a, b in zip(old[k].splitlines(), fresh[k].splitlines(), strict=False):
-            if a != b:
-                print(f"  README:  {a}\n  ledgers: {b}")
+                write_text(path, new)
+            print(f"{path}: tables {'rewritten' if new != text else 'already current'}")
+            continue
+        old, fresh = readme_blocks(text), readme_blocks(new)
+        for k in (k for k in fresh if old[k] != fresh[k]):
+            stale.append(k)
+            print(f"{path.name} table {k!r} differs from the ledgers:")
+            for a, b in zip(old[k].splitlines(), fresh[k].splitlines(), strict=False):
+                if a != b:
+                    print(f"  file:    {a}\n  ledgers: {b}")
     if stale:
         print("run: python benchmarks/summary.py --readme")
         raise SystemExit(1)
-    print("README tables match the ledgers")
+    if args.check:
+        print("the tables match the ledgers")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ span the whole matrix (dense VGG-16's fc1 at 128x128: 196 row-block trees across
    producers (the roots of its row trees). A block may be folded into 2 or 3 side-by-side
    strips of consecutive row blocks (each with its producer column; a column block's
    reduction tree then hops from strip to strip, at rows spread by mapping.steiner). The row
-   on top is for flat blocks: a low-rank factor's one row block of B tiles with its outputs
-   on its right is 2B sites wide, and the widest block sets the die's least width (ResNet-50
-   compressed at 128x128: 64 sites wide, against 41 for a square die, 4.35x its crossbar
-   area; 2.66x with the row on top).
+   on top is for flat blocks that fit no other way: a low-rank factor's one row block of B
+   tiles with its outputs on its right is 2B sites wide, and the narrowest shape of the
+   widest block sets the die's least width (ResNet-50 compressed at 128x128: 64 sites wide
+   against 41 for a square die, 4.35x its crossbar area). Offered to every block, the row on
+   top routed worse elsewhere (the synthetic VGG-16 at 512x512 overflowed).
 2. Blocks in dataflow order are packed bottom-left on a skyline (a die of width W): each
    takes the shape and position of lowest top, then nearest the previous block, folding
    only when that lowers its top. W is chosen among a few around the square die to minimize
@@ -68,7 +69,7 @@ def array_layout(arr, design: Design, aspect: float, ws: float, k: int,
     n_small = -(-int(arr.small.sum()) // k)
     need = (sum(len(b[0]) for b in blocks) + n_small) * (1 + ws)
     square = max(1.0, math.sqrt(need * aspect))
-    narrowest = max(min(_shapes(na, nb, 10**9, inp))[0] for *_, na, nb, inp in blocks)
+    narrowest = max(_shapes(na, nb, 0, inp)[0][0] for *_, na, nb, inp in blocks)
     best = None
     for f in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
         w = max(narrowest, int(square * f))  # every block must fit (folded if need be)
@@ -133,14 +134,17 @@ def _fan_out(design: Design) -> dict[str, int]:
 
 def _shapes(na: int, nb: int, w: int, inp: bool = False) -> list[tuple[int, int, int]]:
     """(width, height, strips) a block of A x B tiles can take on a die w sites wide: whole
-    with its output units on top or on its right, or folded into 2 or 3 strips (see
-    array_layout); those that fit, else the narrowest."""
-    out = [(nb + inp, na + 1, 1)]  # whole, a free row on top for its output units
+    or folded into 2 or 3 strips with its output units on the right (see array_layout); those
+    that fit, else whole with its output units in a row on top if that fits, else the
+    narrowest of all."""
+    side = []
     for strips in range(1, min(3, na) + 1):
         hs = -(-na // strips)
         r = -(-nb // hs)  # columns the output units need beside the grid
-        out.append((strips * (nb + inp) + r, hs, strips))
-    return [s for s in out if s[0] <= w] or [min(out)]
+        side.append((strips * (nb + inp) + r, hs, strips))
+    top = (nb + inp, na + 1, 1)  # whole, a free row on top for its output units
+    return ([s for s in side if s[0] <= w] or ([top] if top[0] <= w else [])
+            or [min(side + [top])])
 
 
 def _skyline(blocks, w: int, ws: float) -> tuple[list[tuple[int, int, int]], int]:
