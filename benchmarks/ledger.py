@@ -82,8 +82,8 @@ EXPERIMENTS = {
     "trainer_overhead": "One epoch of the project's Trainer against a bare PyTorch loop "
                         "(benchmarks/trainer_overhead.py); target ratio <= 1.05.",
     "device_accuracy": "Accuracy on the full test set under device effects "
-                       "(benchmarks/device_accuracy.py, hardware-model section 8): the dense and "
-                       "the compressed LeNet (ConvNet when shipped) at ADC 4/6/8 bits and "
+                       "(benchmarks/device_accuracy.py, hardware-model section 8): the dense, "
+                       "rank-clipped and compressed LeNet and ConvNet at ADC 4/6/8 bits and "
                        "programming variation 0.05/0.1/0.2, mean and spread over chip seeds, the "
                        "ideal chip beside.",
 }
