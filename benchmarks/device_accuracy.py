@@ -9,7 +9,8 @@
 
 Networks: the shipped checkpoints ``lenet:dense``, ``lenet:group-scissor``, ``convnet:dense``
 and ``convnet:group-scissor`` (``--only`` picks the models; ``--network clipped=convnet:clipped``
-adds the rank-clipped net), each mapped on 64x64 differential crossbars. On the full test set of its data set, each is evaluated on:
+adds the rank-clipped net), each mapped on 64x64 differential crossbars. On the full test set
+of its data set, each is evaluated on:
 
 - the ideal chip (exact; equal to PyTorch), beside every figure;
 - ADC 4, 6 and 8 bits per bit line (ranges calibrated per bit line on the first 256 training
