@@ -22,8 +22,8 @@ Each (network, setting) is a row of the ledger benchmarks/results/device_accurac
 ``<model>-<variant>-<setting>`` (``lenet-group-scissor-adc6``); a row that exists is refused
 before anything runs (``--replace``). Without the shipped checkpoints (models/pretrained.py)
 the script says so and stops: it trains nothing. ``--test-samples`` (a quick look) records
-nothing. The products run in float32 on 1 thread (``--threads``). On the full test sets with
-``--threads 2`` (2 cores): both LeNets about 6 minutes, both ConvNets 34 minutes.
+nothing. The products run in float32 on 1 thread (``--threads``). On the full test sets (2
+cores): both LeNets about 6 minutes on 1 thread, both ConvNets 34 minutes with ``--threads 2``.
 ``--from-ledger`` evaluates nothing and plots every recorded row (docs/device_accuracy.png).
 """
 
@@ -86,18 +86,21 @@ def plot(results: list[dict], path: Path) -> None:
     from common.io import save_figure
 
     models_ = sorted({r["model"] for r in results})
+    if not models_:
+        raise ledger.ConfigError("nothing to plot: no results")
     fig, axes = plt.subplots(len(models_), 2, figsize=(10, 4 * len(models_)), squeeze=False)
     for row, model in zip(axes, models_, strict=True):
         variants = sorted({r["variant"] for r in results if r["model"] == model},
                           key=lambda v: (ORDER.index(v) if v in ORDER else len(ORDER), v))
         for i, variant in enumerate(variants):
+            colour = f"C{ORDER.index(variant) if variant in ORDER else len(ORDER) + i}"
             rows = [r for r in results if (r["model"], r["variant"]) == (model, variant)]
             for ax, kind, key in ((row[0], "adc", "adc_bits"), (row[1], "var", "variation_sigma")):
                 pts = sorted((r["device"][key], r["accuracy"]["mean"], r["accuracy"]["std"])
                              for r in rows if r["setting"].startswith(kind))
                 if pts:
                     xs, ms, ss = zip(*pts, strict=True)
-                    line = ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=f"C{i}",
+                    line = ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=colour,
                                        label=f"{model} {variant}")
                     ax.axhline(rows[0]["ideal_accuracy"], ls="--", lw=0.8,
                                color=line[0].get_color())
@@ -112,9 +115,14 @@ def plot(results: list[dict], path: Path) -> None:
 
 def ledger_results() -> list[dict]:
     """The ledger's rows as results to plot (``--from-ledger``)."""
+    known = [suffix for suffix, _, _ in settings(1)]
     out = []
     for r in ledger.load(EXPERIMENT)["rows"]:
-        model, setting = r["config"]["model"], r["name"].rsplit("-", 1)[1]
+        model = r["config"]["model"]
+        setting = next((s for s in known if r["name"].endswith("-" + s)), None)
+        if setting is None or not r["name"].startswith(model + "-"):
+            raise ledger.ConfigError(f"device_accuracy row {r['name']!r} is not named "
+                                     f"<model>-<variant>-<setting> with a setting of {known}")
         variant = r["name"][len(model) + 1:-len(setting) - 1]
         out.append({"model": model, "variant": variant, "setting": setting,
                     "device": r["config"]["device"], "accuracy": r["metrics"]["accuracy"],

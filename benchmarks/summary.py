@@ -393,9 +393,10 @@ def main() -> None:
         print(paper_table(L))
         return
     stale = []
-    for path, make in DOCS.items():
-        text = path.read_text()
-        new = with_tables(text, make(L))
+    texts = {path: path.read_text() for path in DOCS}
+    news = {path: with_tables(texts[path], make(L)) for path, make in DOCS.items()}  # all first
+    for path, text in texts.items():
+        new = news[path]
         if args.readme:
             if new != text:
                 from common.io import write_text

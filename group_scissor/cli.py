@@ -253,7 +253,8 @@ def evaluate(cfg, checkpoint: Annotated[str, typer.Option(
     (hardware-model section 8): mean and spread over the chip seeds, the ideal chip and
     PyTorch beside; writes OUT/evaluate.json. The settings are compile's: its [evaluate] section
     (--device-file is required here), crossbar, encoding, weight precision, tech and data_dir;
-    the model and data set are the checkpoint's."""
+    the model and data set are the checkpoint's (the config.json of its run, or the shipped
+    model's), not --config's."""
     import torch
 
     from common.errors import ConfigError

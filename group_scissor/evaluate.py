@@ -64,8 +64,6 @@ class EvaluateConfig:
 
 def resolve_model(checkpoint: str, model: str | None) -> str:
     """The model a checkpoint is of: --model, the shipped checkpoint's, or the run's config."""
-    import json
-
     from models import pretrained
 
     if pretrained.is_name(str(checkpoint)):
@@ -76,15 +74,35 @@ def resolve_model(checkpoint: str, model: str | None) -> str:
         return shipped
     if model is not None:
         return model
-    cfg = Path(checkpoint).parent / "config.json"
-    try:
-        found = json.loads(cfg.read_text()).get("model") if cfg.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        found = None
-    if not isinstance(found, str):
+    found = _run_setting(checkpoint, "model")
+    if found is None:
         raise ConfigError(f"which model is {checkpoint}? pass --model (e.g. --model lenet); no "
                           f"config.json naming it beside the checkpoint")
     return found
+
+
+def resolve_dataset(checkpoint: str, model_name: str) -> str:
+    """The data set a checkpoint was trained on: its run's config.json (a stage folder writes
+    it beside checkpoint.pt), else the model's default (a shipped checkpoint's)."""
+    import models
+
+    return _run_setting(checkpoint, "dataset") or models.info(model_name).default_dataset
+
+
+def _run_setting(checkpoint: str, key: str) -> str | None:
+    """Text setting ``key`` of the config.json beside a checkpoint file (None: none)."""
+    import json
+
+    from models import pretrained
+
+    if pretrained.is_name(str(checkpoint)):
+        return None
+    cfg = Path(checkpoint).parent / "config.json"
+    try:
+        found = json.loads(cfg.read_text()).get(key) if cfg.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        found = None
+    return found if isinstance(found, str) else None
 
 
 def accuracy(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -126,7 +144,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
              test_samples: int | None = None, log: Callable[[str], None] | None = None,
              dataset: str | None = None) -> dict:
     """The report of ``group-scissor evaluate`` (see the module docstring); ``dataset``: the
-    test and calibration data (default: the model's own data set)."""
+    test and calibration data (default: the checkpoint's, ``resolve_dataset``)."""
     import models
     from group_scissor.data import load_dataset
     from models.checkpoint import load_model
@@ -143,7 +161,7 @@ def evaluate(model_name: str | None, checkpoint: str, device_file: str, seeds: i
     model_name = resolve_model(checkpoint, model_name)
     info = models.info(model_name)
     model = load_model(model_name, checkpoint).eval()
-    dataset = info.default_dataset if dataset is None else dataset
+    dataset = resolve_dataset(checkpoint, model_name) if dataset is None else dataset
     data = load_dataset(dataset, data_dir)
     start = time.perf_counter()
     mapped = map_model(model, spec, info.input_shape)

@@ -312,7 +312,9 @@ def _compile(cfg: CompileConfig, out: Path, force: bool, progress: bool, log) ->
             return metrics
 
         # chained to 4-map, not to export: placement, routing and netlists do not change it
-        r.run(7, "evaluate", [device_file, asdict(cfg.evaluate)], evaluate, after="map")
+        # the device file by its content (device_file), not by its path
+        ev_settings = {k: v for k, v in asdict(cfg.evaluate).items() if k != "device_file"}
+        r.run(7, "evaluate", [device_file, ev_settings], evaluate, after="map")
     from group_scissor.report import build_report, write_report
 
     report = build_report(cfg, out, r.records)

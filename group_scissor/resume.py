@@ -33,12 +33,16 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
 def run_diff(saved: dict[str, Any], run: dict[str, Any]) -> dict[str, tuple]:
     """{'prune.lambda_': (saved, now), ...} over the settings that differ."""
     before, now = _flat(run_json(saved)), _flat(run_json(run))
-    for k in PATHS:
-        for d in (before, now):
+    for d in (before, now):
+        for k in PATHS + ("model",) * _is_onnx(d.get("model")):  # a model may be a file
             if isinstance(d.get(k), str):
                 d[k] = os.path.realpath(d[k])
     return {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now))
             if before.get(k) != now.get(k)}
+
+
+def _is_onnx(model) -> bool:
+    return isinstance(model, str) and model.lower().endswith(".onnx")
 
 
 def explain(diff: dict[str, tuple], limit: int = 6) -> str:

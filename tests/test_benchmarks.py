@@ -203,6 +203,7 @@ def test_device_accuracy_plots_its_ledger(tmp_path):
     rows = LEDGERS["device_accuracy"]["rows"]
     assert [f"{r['model']}-{r['variant']}-{r['setting']}" for r in res] == [r["name"] for r in rows]
     assert {r["setting"] for r in res} <= {s for s, _, _ in device_accuracy.settings(1)}
+    assert {r["variant"] for r in res} == set(device_accuracy.ORDER)  # all three, no stray
     r = _bench("benchmarks/device_accuracy.py", "--from-ledger", "--plot", str(tmp_path / "p.png"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p.png").stat().st_size > 10_000 and f"{len(rows)} rows" in r.stdout

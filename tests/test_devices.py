@@ -323,6 +323,15 @@ def test_evaluate_command(tmp_path):
     rep = json.loads((out / "evaluate.json").read_text())
     assert r.exit_code == 0 and rep["crossbar"]["rows"] == 32 and rep["test_samples"] == 7
     assert len(rep["accuracies"]) == 3 and rep["device_name"] == "ideal"
+    # the model and the data set are the checkpoint's: its run's config.json
+    (tmp_path / "run").mkdir()
+    torch.save(models.get("lenet").state_dict(), tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "run" / "config.json").write_text('{"model": "lenet", "dataset": "digits"}')
+    r = run("evaluate", "--checkpoint", tmp_path / "run" / "checkpoint.pt", "--device-file",
+            "ideal", "--seeds", 1, "--test-samples", 50, "--out", out)
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "evaluate.json").read_text())
+    assert (rep["model"], rep["dataset"], rep["test_samples"]) == ("lenet", "digits", 50)
     assert_clean_error(run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--model", "lenet",
                            "--out", out), "--device-file")
     assert_clean_error(run("evaluate", "--checkpoint", tmp_path / "ckpt.pt", "--device-file",

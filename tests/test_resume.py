@@ -38,6 +38,9 @@ def test_files_compare_as_real_paths(tmp_path, monkeypatch):
     assert run_diff(saved, same) == {}
     assert run_diff(saved, {**same, "init_checkpoint": "runs/b.pt"}) == {
         "init_checkpoint": (str(tmp_path / "runs" / "a.pt"), str(tmp_path / "runs" / "b.pt"))}
+    # an ONNX model is a file (compile records it absolute); a registered name is not a path
+    assert run_diff({"model": "nets/a.onnx"}, {"model": str(tmp_path / "nets" / "a.onnx")}) == {}
+    assert run_diff({"model": "lenet"}, {"model": "convnet"}) == {"model": ("lenet", "convnet")}
 
 
 def test_explain_names_what_derived_steps_follow():
