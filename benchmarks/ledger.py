@@ -86,6 +86,10 @@ EXPERIMENTS = {
                        "rank-clipped and compressed LeNet and ConvNet at ADC 4/6/8 bits and "
                        "programming variation 0.05/0.1/0.2, mean and spread over chip seeds, the "
                        "ideal chip beside.",
+    "device_sensitivity": "Which matrices a device effect hurts (benchmarks/device_sensitivity.py): "
+                          "programming variation or a coarse ADC on one matrix at a time, the "
+                          "others ideal, on the shipped dense and compressed nets; the loss "
+                          "against the ideal chip per matrix.",
 }
 AWAITING: dict[str, str] = {}
 """Experiments listed before their first run, with what they wait for: no ledger file yet.

@@ -123,15 +123,18 @@ def summary(values: list[float]) -> dict:
 
 
 def chip_accuracies(mapped, device: DeviceModel, seeds: int, x, y, calibration,
-                    compute_dtype=torch.float32, log=None) -> tuple[list[float], bool]:
-    """Accuracy on (x, y) of ``seeds`` chips of ``device`` (seeds device.seed + i); a device
-    without random effects is evaluated once and repeated. Returns (accuracies, deterministic)."""
+                    compute_dtype=torch.float32, log=None,
+                    matrices=None) -> tuple[list[float], bool]:
+    """Accuracy on (x, y) of ``seeds`` chips of ``device`` (seeds device.seed + i), on every
+    matrix or on ``matrices`` only (the others ideal); a device without random effects is
+    evaluated once and repeated. Returns (accuracies, deterministic)."""
     deterministic = not device.stochastic
     accs = []
     for i in range(1 if deterministic else seeds):
         start = time.perf_counter()
         dev = dataclasses.replace(device, seed=device.seed + i)
-        sim = mapped.simulator(dev, calibration if device.needs_calibration else None, compute_dtype)
+        sim = mapped.simulator(dev, calibration if device.needs_calibration else None,
+                               compute_dtype, matrices)
         accs.append(accuracy(sim, x, y))
         if log:
             log(f"  chip seed {dev.seed}: accuracy {accs[-1]:.4f} ({time.perf_counter() - start:.1f} s)")

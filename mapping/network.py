@@ -153,13 +153,13 @@ class MappedNetwork:
         return _dense_network(self)
 
     def simulator(self, device: DeviceModel | None = None, calibration: torch.Tensor | None = None,
-                  compute_dtype: torch.dtype = torch.float64) -> CrossbarSimulator:
+                  compute_dtype: torch.dtype = torch.float64, matrices=None) -> CrossbarSimulator:
         """An nn.Module evaluating the mapped design tile by tile and unit by unit along its
-        row sources (float64 inside), one chip of ``device`` (calibrated on ``calibration``);
-        see mapping/simulate.py."""
+        row sources (float64 inside), one chip of ``device`` (calibrated on ``calibration``),
+        on every matrix or on ``matrices`` (names) only; see mapping/simulate.py."""
         if self.capture is None:
             raise ConfigError("this MappedNetwork has no model to simulate (dense baseline?)")
-        return CrossbarSimulator(self, device, calibration, compute_dtype)
+        return CrossbarSimulator(self, device, calibration, compute_dtype, matrices)
 
     def forward(self, x: torch.Tensor, device: DeviceModel | None = None) -> torch.Tensor:
         """x: (B, *input_shape) -> the output of the mapped design: every matrix through its

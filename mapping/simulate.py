@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 
+from common.errors import ConfigError
 from mapping.capture import Capture, WeightedOp, execute
 from mapping.devices import FAULT_SEED, READ_SEED, Circuit, DeviceModel, TileBank, program
 from mapping.extract import Matrix
@@ -125,18 +126,30 @@ class CrossbarSimulator(nn.Module):
     ``calibration``: a batch (model input) that calibrates the DAC/ADC ranges of ``device``.
     ``compute_dtype``: of the crossbar products of a non-ideal chip (float32 is about twice as
     fast; the ideal chip always computes in float64).
+    ``matrices``: the names of the matrices ``device`` applies to (None: all); the others are
+    programmed ideal (exact, or quantized when sliced): which layers a device hurts.
     ``banks``: matrix name -> its programmed TileBank (built tiles only).
     """
 
     def __init__(self, net, device: DeviceModel | None = None, calibration: torch.Tensor | None = None,
-                 compute_dtype: torch.dtype = torch.float64):
+                 compute_dtype: torch.dtype = torch.float64, matrices=None):
         super().__init__()
         cap: Capture = net.capture
+        names = [mm.name for mm in net.matrices]
+        if matrices is not None:
+            if isinstance(matrices, str):
+                matrices = [matrices]
+            unknown = sorted(set(matrices) - set(names))
+            if unknown:
+                raise ConfigError(f"no matrix named {', '.join(map(repr, unknown))} in this "
+                                  f"design; its matrices: {', '.join(names)}")
         gen = torch.Generator().manual_seed(device.seed) if device is not None else None
         faults = torch.Generator().manual_seed(device.seed + FAULT_SEED) if device is not None else None
         self.device = device
-        self.banks = {mm.name: program(mm, net.spec.encoding, device, gen, spec=net.spec,
-                                       compute_dtype=compute_dtype, fault_gen=faults)
+        self.banks = {mm.name: program(mm, net.spec.encoding,
+                                       device if matrices is None or mm.name in matrices else None,
+                                       gen, spec=net.spec, compute_dtype=compute_dtype,
+                                       fault_gen=faults)
                       for mm in net.matrices}
         self.capture = cap
         self.plans = {op.node: _OpPlan(op, cap, net.sources, [self.banks[n] for n in op.matrices])

@@ -58,6 +58,24 @@ def test_zero_effect_settings_are_the_exact_simulation_bit_for_bit(nets, x, enco
     assert torch.equal(sim(x), exact) and torch.equal(net.forward(x, DeviceModel.load("ideal")), exact)
 
 
+def test_effects_on_some_matrices_only(nets, x):
+    """matrices=: the device on those matrices, the others ideal; all of them is the whole chip,
+    none of them the exact simulation; an unknown name is refused, naming the matrices."""
+    net = nets["differential"]
+    names = [m.name for m in net.matrices]
+    dev = DeviceModel(variation_sigma=0.2, adc_bits=4, seed=3)
+    calib = torch.randn(8, *SHAPE)
+    whole = net.simulator(dev, calib, matrices=None)(x)
+    assert torch.equal(net.simulator(dev, calib, matrices=names)(x), whole)
+    assert torch.equal(net.simulator(dev, calib, matrices=[])(x), net.simulator()(x))
+    one = net.simulator(dev, calib, matrices=names[-1])
+    assert [n for n, b in one.banks.items() if b.circuit is not None] == [names[-1]]
+    y = one(x)
+    assert not torch.equal(y, whole) and not torch.equal(y, net.simulator()(x))
+    with pytest.raises(ConfigError, match="no matrix named 'nope'.*" + names[0]):
+        net.simulator(dev, matrices=["nope"])
+
+
 @pytest.mark.parametrize("encoding", PHYSICAL)
 def test_window_subtraction_removes_the_common_part(nets, x, encoding):
     net = nets[encoding]
