@@ -107,7 +107,8 @@ def main() -> None:
                    "seconds": seconds}
         ledger.record(EXPERIMENT, ledger.make_row(f"{model}-{variant}-{suffix}-per-matrix",
                                                   model, config, metrics),
-                      argparse.Namespace(replace=args.replace, headline=False), None)
+                      argparse.Namespace(replace=args.replace, headline=False),
+                      f"{model}-{variant}" if suffix.startswith("var") else None)
 
 
 if __name__ == "__main__":

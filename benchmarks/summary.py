@@ -7,8 +7,9 @@
 Reads only the committed ledgers (benchmarks/ledger.py). The short table takes each model's
 headline rows of train_dense, rank_clipping, group_deletion and routing; a figure not measured
 yet shows as 'not measured'. The tables between the markers <!-- ledger:NAME --> and
-<!-- /ledger --> of README.md (lenet, convnet, device, big, big_compressed) and docs/routing.md
-(big_detail, big_compressed, scaling, sweep) are written here (``DOCS``): every figure in them
+<!-- /ledger --> of README.md (lenet, convnet, device, big, big_compressed), docs/routing.md
+(big_detail, big_compressed, scaling, sweep) and docs/device-effects.md (sensitivity) are
+written here (``DOCS``): every figure in them
 is a metric of a named row (the headlines, their replicates with another batch-order seed, the
 rows in SECONDARY, the device_accuracy rows and routing_big.py's rows), every command a row's
 command (without --data-dir, which only says where this machine keeps its data sets).
@@ -332,6 +333,30 @@ def sweep_table(L: Ledgers) -> str:
     return "\n".join(lines)
 
 
+def sensitivity_table(L: Ledgers) -> str:
+    """docs/device-effects.md: loss against the ideal chip with the effect on one matrix only
+    (device_sensitivity rows), per network and matrix."""
+    doc = L.docs["device_sensitivity"]
+    lines = ["| network | matrix | (rows, cols) | tiles | variation 0.2: loss (pt) | ADC 4 bits: "
+             "loss (pt) |", "|---|---|---|---|---|---|"]
+    commands = []
+    for model in ("lenet", "convnet"):
+        for variant in ("dense", "group-scissor"):
+            var = ledger.find(doc, f"{model}-{variant}-var0.2-per-matrix")
+            adc = ledger.find(doc, f"{model}-{variant}-adc4-per-matrix")
+            if var is None or adc is None:
+                continue
+            for v, a in zip(var["metrics"]["matrices"], adc["metrics"]["matrices"], strict=True):
+                sd = v["accuracy"]["std"]
+                lines.append(f"| {model} {variant} | {v['matrix']} | ({v['shape'][0]}, "
+                             f"{v['shape'][1]}) | {v['tiles']} | {v['loss_points']:.2f} ± "
+                             f"{100 * sd:.2f} | {a['loss_points']:.2f} |")
+            for c in (command(var), command(adc)):
+                if c not in commands:
+                    commands.append(c)
+    return "\n".join(lines) + "\n\nMeasured by " + ", ".join(commands) + "."
+
+
 def readme_tables(L: Ledgers) -> dict[str, str]:
     """The README's tables by marker, generated from the ledgers."""
     return {"lenet": lenet_table(L), "convnet": convnet_table(L), "device": device_table(L),
@@ -344,7 +369,9 @@ def routing_doc_tables(L: Ledgers) -> dict[str, str]:
             "scaling": scaling_table(L), "sweep": sweep_table(L)}
 
 
-DOCS = {README: readme_tables, README.parent / "docs" / "routing.md": routing_doc_tables}
+DOCS = {README: readme_tables, README.parent / "docs" / "routing.md": routing_doc_tables,
+        README.parent / "docs" / "device-effects.md": lambda L: {"sensitivity":
+                                                                 sensitivity_table(L)}}
 """Every file with generated tables, and the function that makes its tables."""
 
 
