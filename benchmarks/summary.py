@@ -115,8 +115,18 @@ def overflow(row: dict) -> str:
 
 
 def table(head: str, rows: list[tuple[str, str, str, str]]) -> str:
-    lines = [f"| {head} | paper | this project | command |", "|---|---|---|---|"]
-    return "\n".join(lines + [f"| {' | '.join(r)} |" for r in rows])
+    return grid([head, "paper", "this project", "command"], rows)
+
+
+def grid(head: list[str], rows) -> str:
+    """A Markdown table: the header ``head``, one line per row of cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def measured_by(rows: list[dict]) -> str:
+    """'Measured by `cmd`, `cmd`.': the rows' commands, each once, in order."""
+    return "Measured by " + ", ".join(dict.fromkeys(map(command, rows))) + "."
 
 
 def lenet_table(L: Ledgers) -> str:
@@ -223,28 +233,22 @@ def device_table(L: Ledgers) -> str:
     """Accuracy under device effects (device_accuracy rows): per shipped network, the ideal
     chip and each setting's mean +- std over the chip seeds; the rows' command below."""
     doc = L.docs["device_accuracy"]
-    head = ["ADC 4 bits", "ADC 6 bits", "ADC 8 bits", "variation 0.05", "variation 0.1",
-            "variation 0.2"]
-    lines = ["| network | crossbars | ideal chip | " + " | ".join(head) + " |",
-             "|---|---|---|" + "---|" * len(head)]
-    commands = []
+    out, used = [], []
     for model in ("lenet", "convnet"):
         for variant in DEVICE_VARIANTS:
             rows = [ledger.find(doc, f"{model}-{variant}-{s}") for s in DEVICE_SETTINGS]
             if not all(rows):
                 continue
-            cells = []
-            for r in rows:
-                a = r["metrics"]["accuracy"]
-                cells.append(f"{100 * a['mean']:.2f}" if r["metrics"]["deterministic"]
-                             else f"{100 * a['mean']:.2f} ± {100 * a['std']:.2f}")
+            cells = [f"{100 * r['metrics']['accuracy']['mean']:.2f}" if r["metrics"]["deterministic"]
+                     else f"{100 * r['metrics']['accuracy']['mean']:.2f} ± "
+                          f"{100 * r['metrics']['accuracy']['std']:.2f}" for r in rows]
             m = rows[0]["metrics"]
-            lines.append(f"| {model} {variant} | {m['n_crossbars']} | "
-                         f"{100 * m['ideal_accuracy']:.2f} | " + " | ".join(cells) + " |")
-            for c in map(command, rows):
-                if c not in commands:
-                    commands.append(c)
-    return "\n".join(lines) + "\n\nMeasured by " + ", ".join(commands) + "."
+            out.append([f"{model} {variant}", str(m["n_crossbars"]),
+                        f"{100 * m['ideal_accuracy']:.2f}", *cells])
+            used += rows
+    head = ["network", "crossbars", "ideal chip", "ADC 4 bits", "ADC 6 bits", "ADC 8 bits",
+            "variation 0.05", "variation 0.1", "variation 0.2"]
+    return grid(head, out) + "\n\n" + measured_by(used)
 
 
 NAMES = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet50": "ResNet-50",
@@ -265,81 +269,79 @@ def _die(m: dict) -> float:
 
 def big_table(L: Ledgers) -> str:
     """README: the dense big networks routed (routing_big.py's network parts)."""
-    lines = ["| network | crossbars | wires | map + place + route | peak RSS | die / crossbar "
-             "area | wirelength / bound |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for net in BIG:
         m = _big(L, "", net)
-        lines.append(f"| {NAMES[net]} | {m['crossbars']:,} | {m['wires']:,} | {m['flow_s']:.1f} s "
-                     f"| {m['peak_mb']:,.0f} MB | {m['die_over_crossbar_area']:.2f} | "
-                     f"{m['wl_over_bound']:.3f} |")
-    return "\n".join(lines)
+        rows.append([NAMES[net], f"{m['crossbars']:,}", f"{m['wires']:,}", f"{m['flow_s']:.1f} s",
+                     f"{m['peak_mb']:,.0f} MB", f"{m['die_over_crossbar_area']:.2f}",
+                     f"{m['wl_over_bound']:.3f}"])
+    return grid(["network", "crossbars", "wires", "map + place + route", "peak RSS",
+                 "die / crossbar area", "wirelength / bound"], rows)
 
 
 def big_detail_table(L: Ledgers) -> str:
     """docs/routing.md: the same rows, every figure."""
-    lines = ["| network | crossbars | cells | wires | map / place / route s | peak RSS map / route "
-             "| overflow (200 tracks) | die / crossbar area | wirelength / signal_bound |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for net in BIG:
         m = _big(L, "", net)
-        lines.append(f"| {NAMES[net]} | {m['crossbars']:,} | {m['cells'] / 1e6:.1f} M | "
-                     f"{m['wires']:,} | {m['map_s']:.1f} / {m['place_s']:.2f} / "
-                     f"{m['route_s']:.1f} ({m['flow_s']:.1f}) | {m['map_peak_mb']:,.0f} / "
-                     f"{m['route_peak_mb']:,.0f} MB | {m['overflow']} | "
+        rows.append([NAMES[net], f"{m['crossbars']:,}", f"{m['cells'] / 1e6:.1f} M",
+                     f"{m['wires']:,}", f"{m['map_s']:.1f} / {m['place_s']:.2f} / "
+                     f"{m['route_s']:.1f} ({m['flow_s']:.1f})",
+                     f"{m['map_peak_mb']:,.0f} / {m['route_peak_mb']:,.0f} MB", str(m["overflow"]),
                      f"{m['die_area_um2'] / 1e6:#.3g} / {m['crossbar_area_um2'] / 1e6:#.3g} mm2 = "
-                     f"{_die(m):.2f} | {m['wl_over_bound']:.3f} |")
-    return "\n".join(lines)
+                     f"{_die(m):.2f}", f"{m['wl_over_bound']:.3f}"])
+    return grid(["network", "crossbars", "cells", "wires", "map / place / route s",
+                 "peak RSS map / route", "overflow (200 tracks)", "die / crossbar area",
+                 "wirelength / signal_bound"], rows)
 
 
 def compressed_table(L: Ledgers) -> str:
     """README and docs/routing.md: compressed / dense (routing_big.py --only compressed)."""
-    lines = ["| network | crossbars | cells | wires | routing area | die area | die / crossbar "
-             "area, dense -> compressed |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for net in BIG:
         m = _big(L, "compressed-", net)
         r = m["ratio_to_dense"]
-        lines.append(f"| {NAMES[net]} | " + " | ".join(pct(r[k]) for k in (
-            "crossbars", "cells", "wires", "routing_area", "die_area")) +
-            f" | {_die(m['dense']):.2f} -> {_die(m['compressed']):.2f} |")
-    return "\n".join(lines)
+        rows.append([NAMES[net], *(pct(r[k]) for k in ("crossbars", "cells", "wires",
+                                                        "routing_area", "die_area")),
+                     f"{_die(m['dense']):.2f} -> {_die(m['compressed']):.2f}"])
+    return grid(["network", "crossbars", "cells", "wires", "routing area", "die area",
+                 "die / crossbar area, dense -> compressed"], rows)
 
 
 def scaling_table(L: Ledgers) -> str:
     """docs/routing.md: the synthetic VGG-16 at four crossbar sizes (--only scaling)."""
-    lines = ["| crossbar | tiles | nets | place + route s | peak RSS | overflow | die / crossbar "
-             "area | wirelength / signal_bound |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for size in SCALES:
         m = L.row("routing", f"routable-scaling-vgg16-{size}x{size}")["metrics"]
-        lines.append(f"| {size}x{size} | {m['tiles']:,} | {m['nets']:,} | {m['place_s']:.2f} + "
-                     f"{m['route_s']:.2f} | {m['peak_mb']:,.0f} MB | {m['overflow']} | "
-                     f"{_die(m):.2f} | {m['wl_over_bound']:.2f} |")
-    return "\n".join(lines)
+        rows.append([f"{size}x{size}", f"{m['tiles']:,}", f"{m['nets']:,}",
+                     f"{m['place_s']:.2f} + {m['route_s']:.2f}", f"{m['peak_mb']:,.0f} MB",
+                     str(m["overflow"]), f"{_die(m):.2f}", f"{m['wl_over_bound']:.2f}"])
+    return grid(["crossbar", "tiles", "nets", "place + route s", "peak RSS", "overflow",
+                 "die / crossbar area", "wirelength / signal_bound"], rows)
 
 
 def sweep_table(L: Ledgers) -> str:
     """docs/routing.md: LeNet and ConvNet at four sizes, both flows (--only sweep)."""
-    lines = ["| design | auto dense | auto compressed | auto ratio | trees dense | trees "
-             "compressed | trees ratio |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for model in ("lenet", "convnet"):
         for size in SWEEP_SIZES:
             m = L.row("routing", f"routable-sweep-{model}-{size}x{size}")["metrics"]
-            cells = []
+            cells = [f"{NAMES[model]} {size}x{size}"]
             for how in ("default", "trees"):
                 for k in ("dense", "compressed"):
                     x = m[how][k]
                     cells.append(f"{x['overflow']}, {x['wl_over_bound']:.2f}, {_die(x):.2f}")
                 cells.append(f"{100 * m[how]['routing_area_ratio']:.1f} %")
-            lines.append(f"| {NAMES[model]} {size}x{size} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append(cells)
+    return grid(["design", "auto dense", "auto compressed", "auto ratio", "trees dense",
+                 "trees compressed", "trees ratio"], rows)
 
 
 def sensitivity_table(L: Ledgers) -> str:
     """docs/device-effects.md: loss against the ideal chip with the effect on one matrix only
     (device_sensitivity rows), per network and matrix."""
     doc = L.docs["device_sensitivity"]
-    lines = ["| network | matrix | (rows, cols) | tiles | variation 0.2: loss (pt) | ADC 4 bits: "
-             "loss (pt) |", "|---|---|---|---|---|---|"]
-    commands = []
+    out, used = [], []
     for model in ("lenet", "convnet"):
         for variant in ("dense", "group-scissor"):
             var = ledger.find(doc, f"{model}-{variant}-var0.2-per-matrix")
@@ -347,14 +349,12 @@ def sensitivity_table(L: Ledgers) -> str:
             if var is None or adc is None:
                 continue
             for v, a in zip(var["metrics"]["matrices"], adc["metrics"]["matrices"], strict=True):
-                sd = v["accuracy"]["std"]
-                lines.append(f"| {model} {variant} | {v['matrix']} | ({v['shape'][0]}, "
-                             f"{v['shape'][1]}) | {v['tiles']} | {v['loss_points']:.2f} ± "
-                             f"{100 * sd:.2f} | {a['loss_points']:.2f} |")
-            for c in (command(var), command(adc)):
-                if c not in commands:
-                    commands.append(c)
-    return "\n".join(lines) + "\n\nMeasured by " + ", ".join(commands) + "."
+                out.append([f"{model} {variant}", v["matrix"], f"({v['shape'][0]}, {v['shape'][1]})",
+                            str(v["tiles"]), f"{v['loss_points']:.2f} ± "
+                            f"{100 * v['accuracy']['std']:.2f}", f"{a['loss_points']:.2f}"])
+            used += [var, adc]
+    return grid(["network", "matrix", "(rows, cols)", "tiles", "variation 0.2: loss (pt)",
+                 "ADC 4 bits: loss (pt)"], out) + "\n\n" + measured_by(used)
 
 
 def readme_tables(L: Ledgers) -> dict[str, str]:
